@@ -1,0 +1,106 @@
+"""Durable workflows for Django in the style of DBOS Transact.
+
+Everything public is re-exported here; other modules are internal. Names load lazily (PEP 562)
+so that importing ``django_dbos`` (e.g. from settings or ``apps.py``) never touches the models
+before the app registry is ready.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from django_dbos.context import SetWorkflowID, SetWorkflowTimeout
+    from django_dbos.dbos import DBOS, StepOptions
+    from django_dbos.engine.records import StepInfo, WorkflowStatus
+    from django_dbos.engine.workflows import WorkflowHandle, WorkflowHandleAsync
+    from django_dbos.errors import (
+        DBOSAwaitedWorkflowCancelledError,
+        DBOSConfigurationError,
+        DBOSConflictingWorkflowError,
+        DBOSException,
+        DBOSMaxRecoveryAttemptsExceededError,
+        DBOSMaxStepRetriesExceeded,
+        DBOSNonExistentWorkflowError,
+        DBOSNotInWorkflowError,
+        DBOSQueueDeduplicatedError,
+        DBOSRecoveryError,
+        DBOSSerializationError,
+        DBOSUnexpectedStepError,
+        DBOSWorkflowCancelledError,
+        DBOSWorkflowConflictIDError,
+        DBOSWorkflowFunctionNotFoundError,
+        DBOSWorkflowInterrupted,
+    )
+    from django_dbos.models import WorkflowStatusString
+
+_LAZY = {
+    "DBOS": "django_dbos.dbos",
+    "DBOSAwaitedWorkflowCancelledError": "django_dbos.errors",
+    "DBOSConfigurationError": "django_dbos.errors",
+    "DBOSConflictingWorkflowError": "django_dbos.errors",
+    "DBOSException": "django_dbos.errors",
+    "DBOSMaxRecoveryAttemptsExceededError": "django_dbos.errors",
+    "DBOSMaxStepRetriesExceeded": "django_dbos.errors",
+    "DBOSNonExistentWorkflowError": "django_dbos.errors",
+    "DBOSNotInWorkflowError": "django_dbos.errors",
+    "DBOSQueueDeduplicatedError": "django_dbos.errors",
+    "DBOSRecoveryError": "django_dbos.errors",
+    "DBOSSerializationError": "django_dbos.errors",
+    "DBOSUnexpectedStepError": "django_dbos.errors",
+    "DBOSWorkflowCancelledError": "django_dbos.errors",
+    "DBOSWorkflowConflictIDError": "django_dbos.errors",
+    "DBOSWorkflowFunctionNotFoundError": "django_dbos.errors",
+    "DBOSWorkflowInterrupted": "django_dbos.errors",
+    "SetWorkflowID": "django_dbos.context",
+    "SetWorkflowTimeout": "django_dbos.context",
+    "StepInfo": "django_dbos.engine.records",
+    "StepOptions": "django_dbos.dbos",
+    "WorkflowHandle": "django_dbos.engine.workflows",
+    "WorkflowHandleAsync": "django_dbos.engine.workflows",
+    "WorkflowStatus": "django_dbos.engine.records",
+    "WorkflowStatusString": "django_dbos.models",
+}
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'django_dbos' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+__all__ = [
+    "DBOS",
+    "DBOSAwaitedWorkflowCancelledError",
+    "DBOSConfigurationError",
+    "DBOSConflictingWorkflowError",
+    "DBOSException",
+    "DBOSMaxRecoveryAttemptsExceededError",
+    "DBOSMaxStepRetriesExceeded",
+    "DBOSNonExistentWorkflowError",
+    "DBOSNotInWorkflowError",
+    "DBOSQueueDeduplicatedError",
+    "DBOSRecoveryError",
+    "DBOSSerializationError",
+    "DBOSUnexpectedStepError",
+    "DBOSWorkflowCancelledError",
+    "DBOSWorkflowConflictIDError",
+    "DBOSWorkflowFunctionNotFoundError",
+    "DBOSWorkflowInterrupted",
+    "SetWorkflowID",
+    "SetWorkflowTimeout",
+    "StepInfo",
+    "StepOptions",
+    "WorkflowHandle",
+    "WorkflowHandleAsync",
+    "WorkflowStatus",
+    "WorkflowStatusString",
+]

@@ -1,0 +1,183 @@
+"""Context variables: the running workflow, and options for the next workflow started.
+
+``WorkflowContext`` is the state of one workflow execution: its ID, the counter that hands out
+``function_id``s, the checkpoints loaded for replay, and the flags that stop it (cancel,
+shutdown). It lives in a ``ContextVar`` so threads and asyncio tasks each see their own.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import dataclasses
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import TracebackType
+from typing import Any
+
+from django_dbos.errors import (
+    DBOSException,
+    DBOSUnexpectedStepError,
+    DBOSWorkflowCancelledError,
+    DBOSWorkflowInterrupted,
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A recorded operation, as loaded for replay."""
+
+    function_id: int
+    function_name: str
+    output: str | None
+    error: str | None
+    child_workflow_id: str | None
+
+
+@dataclasses.dataclass(slots=True, kw_only=True)
+class WorkflowContext:
+    workflow_id: str
+    name: str
+    executor_id: str
+    application_version: str
+    checkpoints: dict[int, Checkpoint] = dataclasses.field(default_factory=dict)
+    deadline_epoch_ms: int | None = None
+    function_id: int = 0
+    step_id: int | None = None
+    in_step: bool = False
+    stop: threading.Event = dataclasses.field(default_factory=threading.Event)
+    stop_reason: str = ""
+    crash_after_step: int | None = None
+
+    def next_function_id(self) -> int:
+        self.function_id += 1
+        return self.function_id
+
+    def replay(self, function_id: int, function_name: str) -> Checkpoint | None:
+        """The recorded outcome at ``function_id``, checked against the name the code uses now."""
+        checkpoint = self.checkpoints.get(function_id)
+        if checkpoint is not None and checkpoint.function_name != function_name:
+            raise DBOSUnexpectedStepError(
+                self.workflow_id, function_id, function_name, checkpoint.function_name
+            )
+        return checkpoint
+
+    def raise_if_stopped(self) -> None:
+        """Called before every durable operation: the only places a workflow may stop."""
+        if not self.stop.is_set():
+            if self.deadline_epoch_ms is None or time.time() * 1000 < self.deadline_epoch_ms:
+                return
+            self.stop_reason = "timeout"
+        if self.stop_reason in ("cancelled", "timeout"):
+            raise DBOSWorkflowCancelledError(self.workflow_id)
+        raise DBOSWorkflowInterrupted(self.workflow_id, self.stop_reason or "shutdown")
+
+    def request_stop(self, reason: str) -> None:
+        self.stop_reason = reason
+        self.stop.set()
+
+    def wait(self, seconds: float) -> None:
+        """Sleep that wakes early (and raises) when the workflow is cancelled or interrupted."""
+        if seconds > 0:
+            self.stop.wait(seconds)
+        self.raise_if_stopped()
+
+
+_current_workflow: contextvars.ContextVar[WorkflowContext | None] = contextvars.ContextVar(
+    "dbos_current_workflow", default=None
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class StartOptions:
+    """What the next workflow started in this context should use (set by the context managers)."""
+
+    workflow_id: str | None = None
+    timeout_seconds: float | None = None
+    authenticated_user: str | None = None
+
+
+_next_start: contextvars.ContextVar[StartOptions] = contextvars.ContextVar(
+    "dbos_next_start", default=StartOptions()  # noqa: B039  (immutable)
+)
+
+
+def current_workflow() -> WorkflowContext | None:
+    return _current_workflow.get()
+
+
+@contextmanager
+def entered_workflow(ctx: WorkflowContext) -> Iterator[WorkflowContext]:
+    token = _current_workflow.set(ctx)
+    try:
+        yield ctx
+    finally:
+        _current_workflow.reset(token)
+
+
+def take_start_options() -> StartOptions:
+    """The options for the workflow starting now; consumed, so its children don't inherit them."""
+    options = _next_start.get()
+    if options != StartOptions():
+        _next_start.set(StartOptions())
+    return options
+
+
+class _StartOptionSetter:
+    _field: str
+    _token: contextvars.Token[StartOptions] | None = None
+
+    def __init__(self, value: Any) -> None:
+        self._value = value
+
+    def __enter__(self) -> _StartOptionSetter:
+        current = _next_start.get()
+        self._token = _next_start.set(dataclasses.replace(current, **{self._field: self._value}))
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._token is not None:
+            _next_start.reset(self._token)
+
+
+class SetWorkflowID(_StartOptionSetter):
+    """``with SetWorkflowID("order-42"): order_workflow(...)``: the next workflow gets this ID.
+
+    The ID is the idempotency key: starting a workflow with an ID that already ran returns its
+    recorded result instead of running it again.
+    """
+
+    _field = "workflow_id"
+
+    def __init__(self, workflow_id: str) -> None:
+        if not isinstance(workflow_id, str) or not workflow_id:
+            raise DBOSException(
+                f"SetWorkflowID needs a non-empty string, not {workflow_id!r}.",
+            )
+        if len(workflow_id) > 255:
+            raise DBOSException("A workflow ID is at most 255 characters long.")
+        super().__init__(workflow_id)
+
+
+class SetWorkflowTimeout(_StartOptionSetter):
+    """``with SetWorkflowTimeout(60):``: the next workflow is cancelled if not done in 60 s."""
+
+    _field = "timeout_seconds"
+
+    def __init__(self, workflow_timeout_sec: float | None) -> None:
+        if workflow_timeout_sec is not None and (
+            isinstance(workflow_timeout_sec, bool)
+            or not isinstance(workflow_timeout_sec, int | float)
+            or workflow_timeout_sec <= 0
+        ):
+            raise DBOSException(
+                f"SetWorkflowTimeout needs a positive number of seconds or None, "
+                f"not {workflow_timeout_sec!r}."
+            )
+        super().__init__(workflow_timeout_sec)

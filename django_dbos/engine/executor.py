@@ -1,0 +1,204 @@
+"""This process's identity as an executor: its ID, heartbeat thread, thread pool and the
+workflows it is running right now.
+
+Nothing starts at import or in ``ready()``: the first workflow this process runs registers the
+executor row and starts the heartbeat (web processes), or ``dbos_worker`` does so at start.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from django.db import connections
+
+from django_dbos.conf import dbos_settings
+from django_dbos.context import WorkflowContext
+from django_dbos.engine import system_db
+from django_dbos.registry import registry
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def refresh_connections() -> None:
+    """Close connections that broke, keep healthy ones: ``close_old_connections`` without the
+    CONN_MAX_AGE=0 rule, because a pool thread reopening Postgres for every workflow would cost
+    more than the workflow."""
+    for conn in connections.all(initialized_only=True):
+        if conn.connection is not None and conn.errors_occurred and not conn.is_usable():
+            conn.close()
+        elif conn.connection is not None and conn.errors_occurred:
+            conn.errors_occurred = False
+        if conn.in_atomic_block:  # a workflow left a transaction open: never reuse it
+            conn.close()
+
+
+def application_version() -> str:
+    return dbos_settings().APPLICATION_VERSION or registry.code_version()
+
+
+class ProcessExecutor:
+    """One per process (see ``get_executor``)."""
+
+    def __init__(self) -> None:
+        configured = dbos_settings().EXECUTOR_ID
+        self.executor_id: str = configured or (
+            f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        )
+        self.explicit_id = bool(configured)
+        self.threads = dbos_settings().WORKER_THREADS
+        self._lock = threading.Lock()
+        self._started = False
+        self._pool: ThreadPoolExecutor | None = None
+        self._heartbeat_stop = threading.Event()
+        self._heartbeat_thread: threading.Thread | None = None
+        self.active: dict[str, WorkflowContext] = {}
+        self.shutting_down = threading.Event()
+        self._idle = threading.Condition(self._lock)
+        self._in_flight = 0
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def ensure_started(self) -> None:
+        """Register this executor and start heartbeating, once (before its first workflow, so
+        that no live process's workflow is ever taken for an orphan)."""
+        if self._started:
+            return
+        with self._lock:
+            if self._started:
+                return
+            system_db.register_executor(
+                self.executor_id, socket.gethostname(), os.getpid(), application_version()
+            )
+            self._heartbeat_thread = threading.Thread(
+                target=self._heartbeat_loop, name="dbos-heartbeat", daemon=True
+            )
+            self._heartbeat_thread.start()
+            self._started = True
+
+    def _heartbeat_loop(self) -> None:
+        interval = dbos_settings().HEARTBEAT_INTERVAL
+        try:
+            while not self._heartbeat_stop.wait(interval):
+                try:
+                    if system_db.heartbeat(self.executor_id) == 0:
+                        # our row vanished (garbage-collected): put it back
+                        system_db.register_executor(
+                            self.executor_id,
+                            socket.gethostname(),
+                            os.getpid(),
+                            application_version(),
+                        )
+                except Exception:
+                    logger.exception("Heartbeat of executor %s failed", self.executor_id)
+                    refresh_connections()
+        finally:
+            connections.close_all()
+
+    def stop(self, *, retire: bool = True) -> None:
+        """Stop heartbeating (and let others adopt our leftovers at once when ``retire``)."""
+        self._heartbeat_stop.set()
+        if self._heartbeat_thread is not None:
+            self._heartbeat_thread.join(timeout=5)
+        if self._started and retire:
+            try:
+                system_db.retire_executor(self.executor_id)
+            finally:
+                connections.close_all()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        self._started = False
+
+    # -- running workflows -----------------------------------------------------------------
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+        """Run ``fn`` on the pool; the thread keeps its healthy connections for the next task."""
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    max_workers=self.threads,
+                    thread_name_prefix="dbos-workflow",
+                    initializer=refresh_connections,
+                )
+            self._in_flight += 1
+        return self._pool.submit(self._run_task, fn, *args)
+
+    def _run_task(self, fn: Callable[..., T], *args: Any) -> T:
+        refresh_connections()
+        try:
+            return fn(*args)
+        finally:
+            refresh_connections()
+            with self._lock:
+                self._in_flight -= 1
+                self._idle.notify_all()
+
+    @property
+    def free_slots(self) -> int:
+        with self._lock:
+            return max(0, self.threads - self._in_flight)
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        with self._lock:
+            return self._idle.wait_for(lambda: self._in_flight == 0, timeout)
+
+    def track(self, ctx: WorkflowContext) -> None:
+        with self._lock:
+            self.active[ctx.workflow_id] = ctx
+            if self.shutting_down.is_set():
+                ctx.request_stop("shutdown")
+
+    def untrack(self, ctx: WorkflowContext) -> None:
+        with self._lock:
+            if self.active.get(ctx.workflow_id) is ctx:
+                del self.active[ctx.workflow_id]
+            self._idle.notify_all()
+
+    def is_running_here(self, workflow_id: str) -> bool:
+        return workflow_id in self.active
+
+    def begin_shutdown(self) -> None:
+        """Every running workflow stops at its next durable operation and stays PENDING."""
+        with self._lock:
+            self.shutting_down.set()
+            for ctx in self.active.values():
+                ctx.request_stop("shutdown")
+
+    def wait_for_active(self, timeout: float) -> list[str]:
+        """Wait until no workflow runs here; the IDs still running after ``timeout``."""
+        with self._lock:
+            self._idle.wait_for(lambda: not self.active and self._in_flight == 0, timeout)
+            return sorted(self.active)
+
+
+_executor: ProcessExecutor | None = None
+_executor_lock = threading.Lock()
+
+
+def get_executor() -> ProcessExecutor:
+    global _executor
+    if _executor is None:
+        with _executor_lock:
+            if _executor is None:
+                _executor = ProcessExecutor()
+    return _executor
+
+
+def reset_executor(executor_id: str | None = None) -> ProcessExecutor:
+    """Replace this process's executor (a worker taking a given ID; tests)."""
+    global _executor
+    with _executor_lock:
+        if _executor is not None:
+            _executor.stop(retire=False)
+        _executor = ProcessExecutor()
+        if executor_id:
+            _executor.executor_id = executor_id
+            _executor.explicit_id = True
+    return _executor

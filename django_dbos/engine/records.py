@@ -1,0 +1,107 @@
+"""Immutable value objects the public API returns, with DBOS's field names."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from django_dbos import serialization
+from django_dbos.models import OperationOutput, TERMINAL_STATUSES
+from django_dbos.models import WorkflowStatus as WorkflowStatusRow
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowStatus:
+    """A snapshot of one workflow (times are epoch milliseconds, as in DBOS)."""
+
+    workflow_id: str
+    status: str
+    name: str
+    class_name: str | None = None
+    config_name: str | None = None
+    authenticated_user: str | None = None
+    input: dict[str, Any] | None = None
+    output: Any = None
+    error: BaseException | None = None
+    created_at: int | None = None
+    updated_at: int | None = None
+    queue_name: str | None = None
+    executor_id: str | None = None
+    app_version: str | None = None
+    workflow_timeout_ms: int | None = None
+    workflow_deadline_epoch_ms: int | None = None
+    deduplication_id: str | None = None
+    priority: int | None = None
+    queue_partition_key: str | None = None
+    forked_from: str | None = None
+    parent_workflow_id: str | None = None
+    dequeued_at: int | None = None
+    completed_at: int | None = None
+    attributes: dict[str, Any] | None = None
+    recovery_attempts: int | None = None
+
+    @classmethod
+    def from_row(
+        cls, row: WorkflowStatusRow, *, load_input: bool = True, load_output: bool = True
+    ) -> WorkflowStatus:
+        inputs = None
+        if load_input and row.inputs is not None:
+            args, kwargs = serialization.deserialize_args(row.inputs)
+            inputs = {"args": args, "kwargs": kwargs}
+        return cls(
+            workflow_id=row.workflow_uuid,
+            status=row.status,
+            name=row.name,
+            class_name=row.class_name,
+            config_name=row.config_name,
+            authenticated_user=row.authenticated_user,
+            input=inputs,
+            output=serialization.deserialize(row.output) if load_output and row.output else None,
+            error=(
+                serialization.deserialize_exception(row.error)
+                if load_output and row.error
+                else None
+            ),
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            queue_name=row.queue_name,
+            executor_id=row.executor_id,
+            app_version=row.application_version,
+            workflow_timeout_ms=row.workflow_timeout_ms,
+            workflow_deadline_epoch_ms=row.workflow_deadline_epoch_ms,
+            deduplication_id=row.deduplication_id,
+            priority=row.priority,
+            queue_partition_key=row.queue_partition_key,
+            forked_from=row.forked_from,
+            parent_workflow_id=row.parent_workflow_id,
+            dequeued_at=row.started_at_epoch_ms if row.queue_name else None,
+            completed_at=row.updated_at if row.status in TERMINAL_STATUSES else None,
+            attributes=json.loads(row.attributes) if row.attributes else None,
+            recovery_attempts=row.recovery_attempts,
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class StepInfo:
+    """One recorded operation of a workflow."""
+
+    function_id: int
+    function_name: str
+    output: Any = None
+    error: BaseException | None = None
+    child_workflow_id: str | None = None
+    started_at_epoch_ms: int | None = None
+    completed_at_epoch_ms: int | None = None
+
+    @classmethod
+    def from_row(cls, row: OperationOutput) -> StepInfo:
+        return cls(
+            function_id=row.function_id,
+            function_name=row.function_name,
+            output=serialization.deserialize(row.output) if row.output is not None else None,
+            error=serialization.deserialize_exception(row.error) if row.error else None,
+            child_workflow_id=row.child_workflow_id,
+            started_at_epoch_ms=row.started_at_epoch_ms,
+            completed_at_epoch_ms=row.completed_at_epoch_ms,
+        )

@@ -1,0 +1,276 @@
+"""Every read and write of the workflow and step tables, with the hot path tuned by hand.
+
+The hot path of a workflow with k steps is k+2 statements, each its own autocommit transaction
+(one round trip): the start INSERT, one INSERT per step, the finish UPDATE. They are plain SQL on
+Django's connection (so they show up in ``CaptureQueriesContext``) because the ORM cannot say
+"insert if absent and tell me" or "insert this checkpoint only while the workflow is PENDING" in
+one statement. Both SQLite (>= 3.35) and PostgreSQL accept the SQL below unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+from django_dbos.conf import dbos_settings
+from django_dbos.context import Checkpoint
+from django_dbos.models import Executor, WorkflowStatus, WorkflowStatusString, now_ms
+
+PENDING = WorkflowStatusString.PENDING.value
+STATUS_TABLE = WorkflowStatus._meta.db_table
+STEPS_TABLE = "dbos_operation_outputs"
+
+_STATUS_COLUMNS = (
+    "workflow_uuid",
+    "status",
+    "name",
+    "class_name",
+    "config_name",
+    "inputs",
+    "executor_id",
+    "application_version",
+    "recovery_attempts",
+    "queue_name",
+    "queue_partition_key",
+    "priority",
+    "deduplication_id",
+    "workflow_timeout_ms",
+    "workflow_deadline_epoch_ms",
+    "started_at_epoch_ms",
+    "parent_workflow_id",
+    "forked_from",
+    "authenticated_user",
+    "attributes",
+    "created_at",
+    "updated_at",
+)
+_INSERT_STATUS_SQL = (
+    f"INSERT INTO {STATUS_TABLE} ({', '.join(_STATUS_COLUMNS)}) "
+    f"VALUES ({', '.join(['%s'] * len(_STATUS_COLUMNS))}) "
+    "ON CONFLICT (workflow_uuid) DO NOTHING RETURNING workflow_uuid"
+)
+
+_SUMMARY_COLUMNS = (
+    "workflow_uuid",
+    "status",
+    "name",
+    "inputs",
+    "output",
+    "error",
+    "executor_id",
+    "application_version",
+    "recovery_attempts",
+    "workflow_deadline_epoch_ms",
+    "queue_name",
+)
+
+# The step checkpoint: written only while the workflow is still PENDING (a cancelled workflow
+# records nothing more) and only once per function_id (a second execution loses the race).
+_RECORD_STEP_SQL = (
+    f"INSERT INTO {STEPS_TABLE} (workflow_uuid, function_id, function_name, output, error, "
+    "child_workflow_id, started_at_epoch_ms, completed_at_epoch_ms) "
+    "SELECT %s, %s, %s, %s, %s, %s, %s, %s "
+    f"WHERE EXISTS (SELECT 1 FROM {STATUS_TABLE} WHERE workflow_uuid = %s AND status = %s) "
+    "ON CONFLICT (workflow_uuid, function_id) DO NOTHING"
+)
+
+_FINISH_SQL = (
+    f"UPDATE {STATUS_TABLE} SET status = %s, output = %s, error = %s, updated_at = %s "
+    "WHERE workflow_uuid = %s AND status = %s"
+)
+
+
+def connection() -> BaseDatabaseWrapper:
+    return connections[dbos_settings().DATABASE]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WorkflowSummary:
+    """The columns of a status row the engine needs to decide what to do with a workflow."""
+
+    workflow_id: str
+    status: str
+    name: str
+    inputs: str | None
+    output: str | None
+    error: str | None
+    executor_id: str | None
+    application_version: str | None
+    recovery_attempts: int
+    deadline_epoch_ms: int | None
+    queue_name: str | None
+
+
+def insert_workflow(values: dict[str, Any]) -> bool:
+    """INSERT the status row unless the ID exists; True when this call created it."""
+    row = {column: None for column in _STATUS_COLUMNS}
+    row.update(values)
+    with connection().cursor() as cursor:
+        cursor.execute(_INSERT_STATUS_SQL, [row[column] for column in _STATUS_COLUMNS])
+        return cursor.fetchone() is not None
+
+
+def get_summary(workflow_id: str) -> WorkflowSummary | None:
+    with connection().cursor() as cursor:
+        cursor.execute(
+            f"SELECT {', '.join(_SUMMARY_COLUMNS)} FROM {STATUS_TABLE} WHERE workflow_uuid = %s",
+            [workflow_id],
+        )
+        row = cursor.fetchone()
+    return WorkflowSummary(*row) if row else None
+
+
+def record_operation(
+    workflow_id: str,
+    function_id: int,
+    function_name: str,
+    *,
+    output: str | None = None,
+    error: str | None = None,
+    child_workflow_id: str | None = None,
+    started_at_ms: int | None = None,
+    using: BaseDatabaseWrapper | None = None,
+) -> bool:
+    """INSERT a checkpoint; False when the workflow is no longer PENDING or the slot is taken."""
+    finished = now_ms()
+    with (using or connection()).cursor() as cursor:
+        cursor.execute(
+            _RECORD_STEP_SQL,
+            [
+                workflow_id,
+                function_id,
+                function_name,
+                output,
+                error,
+                child_workflow_id,
+                started_at_ms if started_at_ms is not None else finished,
+                finished,
+                workflow_id,
+                PENDING,
+            ],
+        )
+        return cursor.rowcount == 1
+
+
+def finish_workflow(
+    workflow_id: str, status: str, *, output: str | None = None, error: str | None = None
+) -> bool:
+    """The one UPDATE that ends a workflow; False when it was no longer PENDING."""
+    with connection().cursor() as cursor:
+        cursor.execute(_FINISH_SQL, [status, output, error, now_ms(), workflow_id, PENDING])
+        return cursor.rowcount == 1
+
+
+def load_checkpoints(workflow_id: str) -> dict[int, Checkpoint]:
+    """All of a workflow's recorded operations in one indexed query (replay)."""
+    with connection().cursor() as cursor:
+        cursor.execute(
+            "SELECT function_id, function_name, output, error, child_workflow_id "
+            f"FROM {STEPS_TABLE} WHERE workflow_uuid = %s",
+            [workflow_id],
+        )
+        return {row[0]: Checkpoint(*row) for row in cursor.fetchall()}
+
+
+def set_status(workflow_id: str, status: str, *, only_if: Iterable[str] = (), **extra: Any) -> int:
+    """A guarded status change (ORM: off the hot path)."""
+    rows = WorkflowStatus.objects.using(dbos_settings().DATABASE).filter(workflow_uuid=workflow_id)
+    only = list(only_if)
+    if only:
+        rows = rows.filter(status__in=only)
+    return rows.update(status=status, updated_at=now_ms(), **extra)
+
+
+# -- executors and recovery ----------------------------------------------------------------
+
+
+def register_executor(executor_id: str, hostname: str, pid: int, version: str) -> None:
+    now = now_ms()
+    Executor.objects.using(dbos_settings().DATABASE).update_or_create(
+        executor_id=executor_id,
+        defaults={
+            "hostname": hostname,
+            "pid": pid,
+            "application_version": version,
+            "started_at": now,
+            "last_heartbeat": now,
+        },
+    )
+
+
+def heartbeat(executor_id: str) -> int:
+    return (
+        Executor.objects.using(dbos_settings().DATABASE)
+        .filter(executor_id=executor_id)
+        .update(last_heartbeat=now_ms())
+    )
+
+
+def retire_executor(executor_id: str) -> None:
+    """Mark this executor dead at once, so live ones adopt what it leaves behind."""
+    Executor.objects.using(dbos_settings().DATABASE).filter(executor_id=executor_id).update(
+        last_heartbeat=0
+    )
+
+
+def executor_is_alive(executor_id: str | None, timeout_s: float) -> bool:
+    if not executor_id:
+        return False
+    cutoff = now_ms() - int(timeout_s * 1000)
+    return (
+        Executor.objects.using(dbos_settings().DATABASE)
+        .filter(executor_id=executor_id, last_heartbeat__gte=cutoff)
+        .exists()
+    )
+
+
+def orphaned_workflows(version: str, timeout_s: float, limit: int) -> list[tuple[str, str | None]]:
+    """PENDING workflows of this version whose executor is dead: (workflow_id, executor_id)."""
+    cutoff = now_ms() - int(timeout_s * 1000)
+    alias = dbos_settings().DATABASE
+    live = Executor.objects.using(alias).filter(last_heartbeat__gte=cutoff).values("executor_id")
+    rows = (
+        WorkflowStatus.objects.using(alias)
+        .pending()
+        .filter(application_version=version)
+        .exclude(executor_id__in=live)
+        .order_by("created_at")
+        .values_list("workflow_uuid", "executor_id")[:limit]
+    )
+    return list(rows)
+
+
+def own_pending_workflows(executor_id: str, version: str) -> list[str]:
+    return list(
+        WorkflowStatus.objects.using(dbos_settings().DATABASE)
+        .pending()
+        .for_executor(executor_id)
+        .filter(application_version=version)
+        .order_by("created_at")
+        .values_list("workflow_uuid", flat=True)
+    )
+
+
+def claim_for_recovery(
+    workflow_id: str, from_executor: str | None, to_executor: str
+) -> int | None:
+    """Atomically move a PENDING workflow to ``to_executor``; its new recovery_attempts, or None
+    when another executor won the race (or it is no longer PENDING)."""
+    where = "executor_id IS NULL" if from_executor is None else "executor_id = %s"
+    params: list[Any] = [to_executor, now_ms(), workflow_id, PENDING]
+    if from_executor is not None:
+        params.append(from_executor)
+    with connection().cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {STATUS_TABLE} SET executor_id = %s, "
+            "recovery_attempts = recovery_attempts + 1, updated_at = %s "
+            f"WHERE workflow_uuid = %s AND status = %s AND {where} "
+            "RETURNING recovery_attempts",
+            params,
+        )
+        row = cursor.fetchone()
+    return int(row[0]) if row else None

@@ -1,0 +1,485 @@
+"""Start, run and finish workflows; handles to wait for them.
+
+A workflow starts with one conflict-safe INSERT of its status row. If the row was new, this call
+runs the body. If the ID existed, nothing runs twice: a finished workflow's recorded outcome is
+returned (or raised), a running one is waited for, and one whose executor died is adopted here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeoutError
+from typing import Any
+
+from django_dbos import serialization
+from django_dbos.conf import dbos_settings
+from django_dbos.context import (
+    StartOptions,
+    WorkflowContext,
+    current_workflow,
+    entered_workflow,
+    take_start_options,
+)
+from django_dbos.engine import system_db
+from django_dbos.engine.executor import application_version, get_executor
+from django_dbos.engine.records import WorkflowStatus
+from django_dbos.engine.steps import begin_operation, encode_outcome, refused_checkpoint
+from django_dbos.engine.threads import in_event_loop, run_blocking, to_thread
+from django_dbos.errors import (
+    DBOSAwaitedWorkflowCancelledError,
+    DBOSConflictingWorkflowError,
+    DBOSException,
+    DBOSMaxRecoveryAttemptsExceededError,
+    DBOSNonExistentWorkflowError,
+    DBOSWorkflowCancelledError,
+    DBOSWorkflowConflictIDError,
+    DBOSWorkflowInterrupted,
+    TimeoutError,
+)
+from django_dbos.models import TERMINAL_STATUSES, WorkflowStatusString, now_ms
+from django_dbos.registry import WorkflowDefinition, registry
+from django_dbos.signals import workflow_finished, workflow_started
+
+logger = logging.getLogger(__name__)
+S = WorkflowStatusString
+
+# Woken whenever a workflow of this process finishes, so local waiters need not poll.
+_finished = threading.Condition()
+
+
+@dataclasses.dataclass(slots=True, kw_only=True)
+class Prepared:
+    """The outcome of starting a workflow: a context to run it with, or the existing row."""
+
+    workflow_id: str
+    definition: WorkflowDefinition
+    ctx: WorkflowContext | None = None
+    existing: system_db.WorkflowSummary | None = None
+    is_child: bool = False
+
+
+def prepare(
+    definition: WorkflowDefinition,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    parent: WorkflowContext | None,
+    options: StartOptions,
+) -> Prepared:
+    """Validate, serialize and INSERT the status row (nothing is written if input is bad)."""
+    executor = get_executor()
+    child_checkpointed = False
+    if parent is not None:
+        function_id, checkpoint = begin_operation(parent, definition.name)
+        if checkpoint is not None and checkpoint.child_workflow_id:
+            workflow_id, child_checkpointed = checkpoint.child_workflow_id, True
+        else:
+            workflow_id = options.workflow_id or f"{parent.workflow_id}-{function_id}"
+    else:
+        workflow_id = options.workflow_id or str(uuid.uuid4())
+    inputs = serialization.serialize_args(args, kwargs)
+    executor.ensure_started()
+    now = now_ms()
+    timeout_ms = int(options.timeout_seconds * 1000) if options.timeout_seconds else None
+    deadline = now + timeout_ms if timeout_ms else None
+    if parent is not None and parent.deadline_epoch_ms is not None:
+        deadline = min(deadline or parent.deadline_epoch_ms, parent.deadline_epoch_ms)
+    version = application_version()
+    created = system_db.insert_workflow(
+        {
+            "workflow_uuid": workflow_id,
+            "status": S.PENDING.value,
+            "name": definition.name,
+            "inputs": inputs,
+            "executor_id": executor.executor_id,
+            "application_version": version,
+            "recovery_attempts": 0,
+            "priority": 0,
+            "workflow_timeout_ms": timeout_ms,
+            "workflow_deadline_epoch_ms": deadline,
+            "started_at_epoch_ms": now,
+            "parent_workflow_id": parent.workflow_id if parent else None,
+            "authenticated_user": options.authenticated_user,
+            "created_at": now,
+            "updated_at": now,
+        }
+    )
+    if parent is not None and not child_checkpointed:
+        if not system_db.record_operation(
+            parent.workflow_id, function_id, definition.name, child_workflow_id=workflow_id
+        ):
+            raise refused_checkpoint(parent, function_id)
+    prepared = Prepared(workflow_id=workflow_id, definition=definition, is_child=bool(parent))
+    if created:
+        prepared.ctx = WorkflowContext(
+            workflow_id=workflow_id,
+            name=definition.name,
+            executor_id=executor.executor_id,
+            application_version=version,
+            deadline_epoch_ms=deadline,
+        )
+        return prepared
+    existing = system_db.get_summary(workflow_id)
+    if existing is None:  # deleted between the two statements
+        raise DBOSNonExistentWorkflowError(workflow_id)
+    if existing.name != definition.name:
+        raise DBOSConflictingWorkflowError(workflow_id, existing.name, definition.name)
+    prepared.existing = existing
+    return prepared
+
+
+def context_for_recovery(summary: system_db.WorkflowSummary) -> WorkflowContext:
+    """A context that replays the workflow's recorded checkpoints (loaded in one query)."""
+    return WorkflowContext(
+        workflow_id=summary.workflow_id,
+        name=summary.name,
+        executor_id=get_executor().executor_id,
+        application_version=summary.application_version or application_version(),
+        checkpoints=system_db.load_checkpoints(summary.workflow_id),
+        deadline_epoch_ms=summary.deadline_epoch_ms,
+    )
+
+
+# -- running the body ----------------------------------------------------------------------
+
+
+def _started(ctx: WorkflowContext, recovered: bool) -> None:
+    get_executor().track(ctx)
+    workflow_started.send_robust(
+        sender=ctx.name, workflow_id=ctx.workflow_id, name=ctx.name, recovered=recovered
+    )
+
+
+def _finish(ctx: WorkflowContext, status: str, output: str | None, error_text: str | None):
+    if not system_db.finish_workflow(ctx.workflow_id, status, output=output, error=error_text):
+        summary = system_db.get_summary(ctx.workflow_id)
+        if summary is not None and summary.status == S.CANCELLED:
+            raise DBOSWorkflowCancelledError(ctx.workflow_id)
+        raise DBOSWorkflowConflictIDError(ctx.workflow_id, ctx.function_id)
+
+
+def _succeeded(ctx: WorkflowContext, result: Any) -> Any:
+    output, error_text, raised = encode_outcome(result, None)
+    status = S.ERROR if raised is not None else S.SUCCESS
+    _finish(ctx, status, output, error_text)
+    workflow_finished.send_robust(
+        sender=ctx.name, workflow_id=ctx.workflow_id, name=ctx.name, status=status, error=raised
+    )
+    if raised is not None:
+        raise raised
+    return result
+
+
+def _failed(ctx: WorkflowContext, exc: BaseException) -> None:
+    """Record how the body ended; always re-raised by the caller."""
+    if isinstance(exc, DBOSWorkflowCancelledError):
+        if exc.workflow_id == ctx.workflow_id:
+            if ctx.stop_reason == "timeout":
+                system_db.set_status(ctx.workflow_id, S.CANCELLED, only_if=[S.PENDING])
+            return
+        exc = DBOSAwaitedWorkflowCancelledError(exc.workflow_id)
+    if isinstance(exc, DBOSWorkflowConflictIDError | DBOSWorkflowInterrupted):
+        return  # another execution owns it / the process is stopping: stays as it is
+    if not isinstance(exc, Exception):
+        return  # KeyboardInterrupt, SystemExit: the process dies; recovery resumes it
+    _, error_text, _ = encode_outcome(None, exc)
+    _finish(ctx, S.ERROR, None, error_text)
+    workflow_finished.send_robust(
+        sender=ctx.name, workflow_id=ctx.workflow_id, name=ctx.name, status=S.ERROR, error=exc
+    )
+
+
+def _ended(ctx: WorkflowContext) -> None:
+    get_executor().untrack(ctx)
+    with _finished:
+        _finished.notify_all()
+
+
+def execute(
+    definition: WorkflowDefinition,
+    ctx: WorkflowContext,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    recovered: bool = False,
+) -> Any:
+    _started(ctx, recovered)
+    try:
+        with entered_workflow(ctx):
+            result = definition.func(*args, **kwargs)
+    except BaseException as exc:
+        _failed(ctx, exc)
+        raise
+    else:
+        return _succeeded(ctx, result)
+    finally:
+        _ended(ctx)
+
+
+async def execute_async(
+    definition: WorkflowDefinition,
+    ctx: WorkflowContext,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    recovered: bool = False,
+) -> Any:
+    await to_thread(_started, ctx, recovered)
+    try:
+        with entered_workflow(ctx):
+            result = await definition.func(*args, **kwargs)
+    except BaseException as exc:
+        await to_thread(_failed, ctx, exc)
+        raise
+    else:
+        return await to_thread(_succeeded, ctx, result)
+    finally:
+        _ended(ctx)
+
+
+def _child_boundary(workflow_id: str, exc: BaseException) -> BaseException:
+    """A child's cancellation reaches its parent as an ordinary, catchable error."""
+    if isinstance(exc, DBOSWorkflowCancelledError) and exc.workflow_id == workflow_id:
+        return DBOSAwaitedWorkflowCancelledError(workflow_id)
+    return exc
+
+
+# -- calling a workflow --------------------------------------------------------------------
+
+
+def call_workflow(definition: WorkflowDefinition, args: tuple[Any, ...], kwargs: dict[str, Any]):
+    """A direct call: runs the workflow inline in this thread, durably."""
+    if in_event_loop():
+        return run_blocking(call_workflow, definition, args, kwargs)
+    parent = _parent()
+    prepared = prepare(definition, args, kwargs, parent, take_start_options())
+    if prepared.ctx is None:
+        return _resolve_existing(prepared)
+    try:
+        return execute(definition, prepared.ctx, args, kwargs)
+    except DBOSWorkflowConflictIDError:
+        return WorkflowHandle(prepared.workflow_id).get_result()
+    except BaseException as exc:
+        if prepared.is_child:
+            raise _child_boundary(prepared.workflow_id, exc) from None
+        raise
+
+
+async def call_workflow_async(
+    definition: WorkflowDefinition, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    parent = _parent()
+    options = take_start_options()
+    prepared = await to_thread(prepare, definition, args, kwargs, parent, options)
+    if prepared.ctx is None:
+        return await to_thread(_resolve_existing, prepared)
+    try:
+        return await execute_async(definition, prepared.ctx, args, kwargs)
+    except DBOSWorkflowConflictIDError:
+        return await WorkflowHandleAsync(prepared.workflow_id).get_result()
+    except BaseException as exc:
+        if prepared.is_child:
+            raise _child_boundary(prepared.workflow_id, exc) from None
+        raise
+
+
+def _parent() -> WorkflowContext | None:
+    parent = current_workflow()
+    return None if parent is None or parent.in_step else parent
+
+
+def _resolve_existing(prepared: Prepared) -> Any:
+    """The ID existed: its recorded outcome, or wait for it, or adopt it if its owner is dead."""
+    summary = prepared.existing
+    assert summary is not None
+    if summary.status == S.PENDING and not get_executor().is_running_here(summary.workflow_id):
+        from django_dbos.engine.recovery import adopt_if_orphaned  # recovery imports us
+
+        ctx = adopt_if_orphaned(summary)
+        if ctx is not None:
+            args, kwargs = serialization.deserialize_args(summary.inputs or "")
+            if prepared.definition.is_async:
+                raise DBOSException(
+                    f"Workflow {summary.workflow_id!r} is async; await it from async code."
+                )
+            return execute(prepared.definition, ctx, args, kwargs, recovered=True)
+    return WorkflowHandle(summary.workflow_id).get_result()
+
+
+def start_workflow(
+    definition: WorkflowDefinition, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> WorkflowHandle:
+    """Start on this process's pool; the status row is committed before this returns."""
+    if in_event_loop():
+        return run_blocking(start_workflow, definition, args, kwargs)
+    prepared = prepare(definition, args, kwargs, _parent(), take_start_options())
+    return _submit(prepared, args, kwargs)
+
+
+async def start_workflow_async(
+    definition: WorkflowDefinition, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> WorkflowHandleAsync:
+    parent, options = _parent(), take_start_options()
+    prepared = await to_thread(prepare, definition, args, kwargs, parent, options)
+    handle = await to_thread(_submit, prepared, args, kwargs)
+    return WorkflowHandleAsync(handle.workflow_id, handle.future)
+
+
+def _submit(prepared: Prepared, args: tuple[Any, ...], kwargs: dict[str, Any]) -> WorkflowHandle:
+    if prepared.ctx is None:
+        assert prepared.existing is not None
+        if prepared.existing.status == S.PENDING:
+            from django_dbos.engine.recovery import recover_in_background
+
+            future = recover_in_background(prepared.existing)
+            return WorkflowHandle(prepared.workflow_id, future)
+        return WorkflowHandle(prepared.workflow_id)
+    future = get_executor().submit(
+        run_in_pool, prepared.definition, prepared.ctx, args, kwargs, False
+    )
+    return WorkflowHandle(prepared.workflow_id, future)
+
+
+def run_in_pool(
+    definition: WorkflowDefinition,
+    ctx: WorkflowContext,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    recovered: bool,
+) -> Any:
+    """A pool thread's entry point: sync bodies run here, async ones on a fresh event loop."""
+    if definition.is_async:
+        import asyncio
+
+        return asyncio.run(execute_async(definition, ctx, args, kwargs, recovered))
+    return execute(definition, ctx, args, kwargs, recovered)
+
+
+# -- handles -----------------------------------------------------------------------------------
+
+
+def outcome(summary: system_db.WorkflowSummary) -> Any:
+    if summary.status == S.SUCCESS:
+        return serialization.deserialize(summary.output)
+    if summary.status == S.ERROR:
+        raise serialization.deserialize_exception(summary.error or "")
+    if summary.status == S.CANCELLED:
+        raise DBOSAwaitedWorkflowCancelledError(summary.workflow_id)
+    raise DBOSMaxRecoveryAttemptsExceededError(
+        summary.workflow_id, max(0, summary.recovery_attempts - 1)
+    )
+
+
+def wait_for_result(workflow_id: str, timeout: float | None = None) -> Any:
+    """Poll the status row (woken early by local finishes) until the workflow is final."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    delay = 0.002
+    while True:
+        summary = system_db.get_summary(workflow_id)
+        if summary is None:
+            raise DBOSNonExistentWorkflowError(workflow_id)
+        if summary.status in TERMINAL_STATUSES:
+            return outcome(summary)
+        pause = min(delay, dbos_settings().POLL_INTERVAL)
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(workflow_id, timeout or 0)
+            pause = min(pause, remaining)
+        with _finished:
+            _finished.wait(pause)
+        delay *= 2
+
+
+def _unfinished(exc: BaseException, workflow_id: str) -> bool:
+    """The pool's execution stopped without a final status (shutdown, taken over elsewhere)."""
+    if isinstance(exc, DBOSWorkflowCancelledError) and exc.workflow_id == workflow_id:
+        return True
+    return isinstance(exc, DBOSWorkflowInterrupted | DBOSWorkflowConflictIDError) or not (
+        isinstance(exc, Exception)
+    )
+
+
+class WorkflowHandle:
+    """A started workflow: ``get_result()`` waits for it, ``get_status()`` reads its row."""
+
+    def __init__(self, workflow_id: str, future: Future[Any] | None = None) -> None:
+        self.workflow_id = workflow_id
+        self.future = future
+
+    def get_workflow_id(self) -> str:
+        return self.workflow_id
+
+    def get_result(self, timeout: float | None = None) -> Any:
+        started = time.monotonic()
+        if self.future is not None:
+            try:
+                return self.future.result(timeout)
+            except FutureTimeoutError:
+                raise TimeoutError(self.workflow_id, timeout or 0) from None
+            except BaseException as exc:
+                if not _unfinished(exc, self.workflow_id):
+                    raise
+            if timeout is not None:
+                timeout = max(0.0, timeout - (time.monotonic() - started))
+        return wait_for_result(self.workflow_id, timeout)
+
+    def get_status(self) -> WorkflowStatus:
+        from django_dbos.engine.introspection import get_workflow_status
+
+        status = get_workflow_status(self.workflow_id)
+        if status is None:
+            raise DBOSNonExistentWorkflowError(self.workflow_id)
+        return status
+
+    def __repr__(self) -> str:
+        return f"<WorkflowHandle {self.workflow_id}>"
+
+
+class WorkflowHandleAsync:
+    """The async twin of ``WorkflowHandle``."""
+
+    def __init__(self, workflow_id: str, future: Future[Any] | None = None) -> None:
+        self.workflow_id = workflow_id
+        self._sync = WorkflowHandle(workflow_id, future)
+
+    def get_workflow_id(self) -> str:
+        return self.workflow_id
+
+    async def get_result(self, timeout: float | None = None) -> Any:
+        # waiting must not hold Django's one sync thread: use a plain worker thread
+        import asyncio
+
+        return await asyncio.to_thread(_closing(self._sync.get_result), timeout)
+
+    async def get_status(self) -> WorkflowStatus:
+        return await to_thread(self._sync.get_status)
+
+    def __repr__(self) -> str:
+        return f"<WorkflowHandleAsync {self.workflow_id}>"
+
+
+def _closing(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a blocking call made on a throwaway thread so it closes its DB connections."""
+    from django.db import connections
+
+    def call(*args: Any) -> Any:
+        try:
+            return fn(*args)
+        finally:
+            connections.close_all()
+
+    return call
+
+
+def retrieve_workflow(workflow_id: str) -> WorkflowHandle:
+    if system_db.get_summary(workflow_id) is None:
+        raise DBOSNonExistentWorkflowError(workflow_id)
+    return WorkflowHandle(workflow_id)
+
+
+def definition_for(summary: system_db.WorkflowSummary) -> WorkflowDefinition:
+    return registry.get_workflow(summary.name, summary.workflow_id)

@@ -1,0 +1,235 @@
+"""The exception hierarchy.
+
+Every error django_dbos raises on purpose is a ``DBOSException`` (except the cancellation signal,
+which is a ``BaseException`` so that a user's ``except Exception`` cannot swallow it). Names follow
+DBOS Python so that DBOS docs and habits carry over. Each class keeps its structured fields as
+attributes and survives pickling (``__reduce__`` rebuilds it from those fields).
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+
+
+class DBOSException(Exception):
+    """Base class of every django_dbos error."""
+
+    def __init__(self, message: str, **fields: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self._fields = fields
+        for key, value in fields.items():
+            setattr(self, key, value)
+
+    def __reduce__(self) -> Any:
+        return (_rebuild, (type(self), self.message, self._fields))
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _rebuild(cls: type[DBOSException], message: str, fields: dict[str, Any]) -> DBOSException:
+    error = cls.__new__(cls)
+    DBOSException.__init__(error, message, **fields)
+    return error
+
+
+class DBOSConfigurationError(DBOSException, ImproperlyConfigured):
+    """settings.DBOS, a decorator's arguments or the project's set-up is wrong."""
+
+
+class DBOSSerializationError(DBOSException):
+    """A value could not be serialized (or a stored one could not be read back)."""
+
+    def __init__(self, message: str, *, type_name: str = "") -> None:
+        super().__init__(message, type_name=type_name)
+
+
+class DBOSConflictingWorkflowError(DBOSException):
+    """A workflow ID is already in use by a workflow with another name."""
+
+    def __init__(self, workflow_id: str, existing_name: str, requested_name: str) -> None:
+        super().__init__(
+            f"Workflow ID {workflow_id!r} already belongs to workflow {existing_name!r}; "
+            f"it cannot be reused for {requested_name!r}. Pick another workflow ID.",
+            workflow_id=workflow_id,
+            existing_name=existing_name,
+            requested_name=requested_name,
+        )
+
+
+class DBOSNonExistentWorkflowError(DBOSException):
+    """No workflow has this ID."""
+
+    def __init__(self, workflow_id: str) -> None:
+        super().__init__(f"No workflow with ID {workflow_id!r} exists.", workflow_id=workflow_id)
+
+
+class DBOSWorkflowFunctionNotFoundError(DBOSException):
+    """A workflow's name is not registered in this process."""
+
+    def __init__(self, name: str, workflow_id: str = "") -> None:
+        super().__init__(
+            f"No workflow named {name!r} is registered in this process"
+            + (f" (needed by workflow {workflow_id!r})" if workflow_id else "")
+            + ". Is the app that defines it in INSTALLED_APPS, in its workflows module?",
+            name=name,
+            workflow_id=workflow_id,
+        )
+
+
+class DBOSUnexpectedStepError(DBOSException):
+    """Replay found a different operation at this position: the workflow code is not deterministic."""
+
+    def __init__(self, workflow_id: str, step_id: int, expected_name: str, recorded_name: str):
+        super().__init__(
+            f"Workflow {workflow_id!r} step {step_id}: the code now calls {expected_name!r} "
+            f"but the recorded history has {recorded_name!r}. Workflow code must call the same "
+            "steps in the same order on every run; use DBOS.patch() to change a live workflow.",
+            workflow_id=workflow_id,
+            step_id=step_id,
+            expected_name=expected_name,
+            recorded_name=recorded_name,
+        )
+
+
+class DBOSMaxStepRetriesExceeded(DBOSException):
+    """A step failed on every one of its allowed attempts."""
+
+    def __init__(self, step_name: str, max_attempts: int, errors: list[BaseException] | None = None):
+        last = f" Last error: {errors[-1]!r}" if errors else ""
+        super().__init__(
+            f"Step {step_name!r} failed {max_attempts} times; giving up.{last}",
+            step_name=step_name,
+            max_attempts=max_attempts,
+            errors=list(errors or []),
+        )
+
+
+class DBOSRecoveryError(DBOSException):
+    """A workflow could not be recovered."""
+
+    def __init__(self, workflow_id: str, reason: str) -> None:
+        super().__init__(
+            f"Workflow {workflow_id!r} could not be recovered: {reason}",
+            workflow_id=workflow_id,
+            reason=reason,
+        )
+
+
+class DBOSMaxRecoveryAttemptsExceededError(DBOSException):
+    """A workflow was recovered more often than its max_recovery_attempts and was dead-lettered."""
+
+    def __init__(self, workflow_id: str, max_recovery_attempts: int) -> None:
+        super().__init__(
+            f"Workflow {workflow_id!r} exceeded its {max_recovery_attempts} recovery attempts and "
+            "was moved to MAX_RECOVERY_ATTEMPTS_EXCEEDED. Fix the cause, then resume it.",
+            workflow_id=workflow_id,
+            max_recovery_attempts=max_recovery_attempts,
+        )
+
+
+class DBOSAwaitedWorkflowCancelledError(DBOSException):
+    """The workflow whose result was awaited was cancelled."""
+
+    def __init__(self, workflow_id: str) -> None:
+        super().__init__(f"Awaited workflow {workflow_id!r} was cancelled.", workflow_id=workflow_id)
+
+
+class DBOSNotInWorkflowError(DBOSException):
+    """An operation that only makes sense inside a workflow was called outside one."""
+
+    def __init__(self, operation: str) -> None:
+        super().__init__(
+            f"{operation} can only be called from inside a workflow.", operation=operation
+        )
+
+
+class DBOSWorkflowConflictIDError(DBOSException):
+    """Another execution of this workflow recorded the same step first; this one stops."""
+
+    def __init__(self, workflow_id: str, step_id: int = 0) -> None:
+        super().__init__(
+            f"Workflow {workflow_id!r} is being executed elsewhere: step {step_id} was already "
+            "recorded by another execution. This execution stops; the other one carries on.",
+            workflow_id=workflow_id,
+            step_id=step_id,
+        )
+
+
+class DBOSQueueDeduplicatedError(DBOSException):
+    """A live workflow with the same deduplication ID already sits on the queue."""
+
+    def __init__(self, workflow_id: str, queue_name: str, deduplication_id: str) -> None:
+        super().__init__(
+            f"Workflow {workflow_id!r} was not enqueued: queue {queue_name!r} already holds a "
+            f"live workflow with deduplication ID {deduplication_id!r}.",
+            workflow_id=workflow_id,
+            queue_name=queue_name,
+            deduplication_id=deduplication_id,
+        )
+
+
+class TimeoutError(DBOSException, builtins.TimeoutError):  # noqa: A001
+    """Waiting for a result took longer than the given timeout; the workflow keeps running."""
+
+    def __init__(self, workflow_id: str, timeout: float) -> None:
+        super().__init__(
+            f"Workflow {workflow_id!r} did not finish within {timeout} seconds "
+            "(it keeps running; ask again later).",
+            workflow_id=workflow_id,
+            timeout=timeout,
+        )
+
+
+class DBOSWorkflowCancelledError(BaseException):
+    """Raised inside a cancelled workflow at its next durable operation.
+
+    A ``BaseException`` on purpose: ``except Exception`` in user code must not swallow a cancel.
+    """
+
+    def __init__(self, workflow_id: str) -> None:
+        super().__init__(f"Workflow {workflow_id!r} was cancelled.")
+        self.workflow_id = workflow_id
+
+    def __reduce__(self) -> Any:
+        return (type(self), (self.workflow_id,))
+
+
+class DBOSWorkflowInterrupted(BaseException):
+    """The process is shutting down (or a test simulates a crash): stop here and stay PENDING.
+
+    The workflow is neither failed nor finished; recovery resumes it from its last checkpoint.
+    """
+
+    def __init__(self, workflow_id: str, reason: str = "shutdown") -> None:
+        super().__init__(f"Workflow {workflow_id!r} interrupted ({reason}); it stays PENDING.")
+        self.workflow_id = workflow_id
+        self.reason = reason
+
+    def __reduce__(self) -> Any:
+        return (type(self), (self.workflow_id, self.reason))
+
+
+__all__ = [
+    "DBOSAwaitedWorkflowCancelledError",
+    "DBOSConfigurationError",
+    "DBOSConflictingWorkflowError",
+    "DBOSException",
+    "DBOSMaxRecoveryAttemptsExceededError",
+    "DBOSMaxStepRetriesExceeded",
+    "DBOSNonExistentWorkflowError",
+    "DBOSNotInWorkflowError",
+    "DBOSQueueDeduplicatedError",
+    "DBOSRecoveryError",
+    "DBOSSerializationError",
+    "DBOSUnexpectedStepError",
+    "DBOSWorkflowCancelledError",
+    "DBOSWorkflowConflictIDError",
+    "DBOSWorkflowFunctionNotFoundError",
+    "DBOSWorkflowInterrupted",
+    "TimeoutError",
+]

@@ -1,0 +1,79 @@
+"""The order workflow from the DBOS docs, on the Django ORM.
+
+validate (step) -> reserve stock (transaction: exactly once) -> charge payment (step, retried
+with backoff against a flaky gateway) -> wait (durable sleep) -> ship (step).
+"""
+
+from __future__ import annotations
+
+from django.db.models import F
+
+from django_dbos import DBOS
+from testproject.orders.models import Order, PaymentAttempt, Product, StepLog
+
+
+class OutOfStockError(Exception):
+    """Not enough stock to reserve the order."""
+
+
+class PaymentDeclinedError(Exception):
+    """The fake gateway said no (this attempt)."""
+
+
+@DBOS.step()
+def validate_order(order_id: int) -> dict:
+    order = Order.objects.select_related("product").get(pk=order_id)
+    StepLog.objects.create(order=order, step="validate")
+    if order.quantity < 1:
+        raise ValueError(f"Order {order_id} has no items")
+    return {"sku": order.product.sku, "quantity": order.quantity, "total": str(
+        order.product.price * order.quantity
+    )}
+
+
+@DBOS.transaction()
+def reserve_stock(order_id: int) -> int:
+    order = Order.objects.select_for_update().get(pk=order_id)
+    taken = Product.objects.filter(pk=order.product_id, stock__gte=order.quantity).update(
+        stock=F("stock") - order.quantity
+    )
+    if not taken:
+        raise OutOfStockError(f"Not enough stock for order {order_id}")
+    order.status = Order.Status.RESERVED
+    order.save(update_fields=["status"])
+    return Product.objects.get(pk=order.product_id).stock
+
+
+def flaky_gateway_charge(order_id: int, failures_before_success: int = 1) -> str:
+    """A fake payment gateway that declines the first attempt(s) of every order."""
+    attempts = PaymentAttempt.objects.filter(order_id=order_id).count()
+    succeeded = attempts >= failures_before_success
+    PaymentAttempt.objects.create(order_id=order_id, succeeded=succeeded)
+    if not succeeded:
+        raise PaymentDeclinedError(f"Gateway declined attempt {attempts + 1} for order {order_id}")
+    return f"ch_{order_id}_{attempts + 1}"
+
+
+@DBOS.step(retries_allowed=True, max_attempts=4, interval_seconds=0.2, backoff_rate=2.0)
+def charge_payment(order_id: int) -> str:
+    charge_id = flaky_gateway_charge(order_id)
+    StepLog.objects.create(order_id=order_id, step="charge")
+    Order.objects.filter(pk=order_id).update(status=Order.Status.PAID)
+    return charge_id
+
+
+@DBOS.step()
+def ship_order(order_id: int) -> str:
+    StepLog.objects.create(order_id=order_id, step="ship")
+    Order.objects.filter(pk=order_id).update(status=Order.Status.SHIPPED)
+    return f"shipped-{order_id}"
+
+
+@DBOS.workflow()
+def order_workflow(order_id: int, ship_delay_seconds: float = 2.0) -> dict:
+    summary = validate_order(order_id)
+    remaining_stock = reserve_stock(order_id)
+    charge_id = charge_payment(order_id)
+    DBOS.sleep(ship_delay_seconds)
+    tracking = ship_order(order_id)
+    return {**summary, "charge_id": charge_id, "tracking": tracking, "stock_left": remaining_stock}
