@@ -96,6 +96,7 @@ class StartOptions:
     workflow_id: str | None = None
     timeout_seconds: float | None = None
     authenticated_user: str | None = None
+    crash_after_step: int | None = None
 
 
 _next_start: contextvars.ContextVar[StartOptions] = contextvars.ContextVar(

@@ -86,7 +86,8 @@ class _Unserializable(Exception):  # internal signal; callers see the error it b
     """Raised by the encoder; each container on the way out prepends its position to ``path``."""
 
     def __init__(self, value: Any, reason: str = _HINT) -> None:
-        self.value, self.reason, self.path = value, reason, []
+        self.value, self.reason = value, reason
+        self.path: list[str | tuple[Any]] = []  # innermost first; a tuple holds a dict key
 
     def error(self) -> DBOSSerializationError:
         where = ""
@@ -241,7 +242,8 @@ def _enc_exception(exc: BaseException) -> dict[str, Any]:
         out["args"] = [message]
     if cls.__reduce__ is not BaseException.__reduce__:
         try:
-            fn, fargs = exc.__reduce__()[:2]  # type: ignore[misc]
+            reduced: Any = exc.__reduce__()
+            fn, fargs = reduced[:2]
             if fn is cls or _may_rebuild(fn):
                 fargs = [{_TAG: "cls"} if a is cls else _enc(a) for a in fargs]
                 out["reduce"] = [None if fn is cls else _path_of(fn), fargs]
@@ -267,25 +269,49 @@ _RESOLVED: dict[str, Any] = {}
 
 
 def _resolve(path: str, kind: Callable[[type], bool] | None = None) -> Any:
-    """Import ``module:QualName`` (nothing else runs); None if that fails or ``kind`` says no."""
+    """Import ``module:QualName`` and nothing else; ``LookupError`` if absent or not ``kind``."""
     found = _RESOLVED.get(path)
     if found is None:
         module, _, qualname = path.partition(":")
-        if not module or not qualname or "<" in qualname:
-            return None
         try:
+            if not module or not qualname or "<" in qualname:
+                raise ImportError(path)
             found = importlib.import_module(module)
             for part in qualname.split("."):
                 found = getattr(found, part)
-        except Exception:
-            return None
+        except Exception as exc:
+            raise LookupError(path) from exc
         _RESOLVED[path] = found
-    if kind is None:
-        return found
-    return found if isinstance(found, type) and kind(found) else None
+    if kind is not None and not (isinstance(found, type) and kind(found)):
+        raise LookupError(path)
+    return found
 
 
-def _make_dataclass(cls: Any, values: dict[str, Any]) -> Any:
+def _or_plain(fallback: Callable[[dict[str, Any]], Any]) -> Callable[..., Any]:
+    """On any failure to rebuild (class gone, of another kind, changed), warn; give ``fallback``."""
+
+    def decorate(rebuild: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], Any]:
+        def decode(obj: dict[str, Any]) -> Any:
+            try:
+                return rebuild(obj)
+            except Exception:
+                what = obj[_TAG]
+                warnings.warn(
+                    f"django_dbos: cannot rebuild {what} {obj['cls']!r} (not importable here, "
+                    f"not a {what}, or changed); returning the plain value.",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                return fallback(obj)
+
+        return decode
+
+    return decorate
+
+
+@_or_plain(lambda obj: obj["v"])
+def _dec_dataclass(obj: dict[str, Any]) -> Any:
+    cls, values = _resolve(obj["cls"], dataclasses.is_dataclass), obj["v"]
     fields = dataclasses.fields(cls)
     made = cls(**{f.name: values[f.name] for f in fields if f.init and f.name in values})
     for f in fields:
@@ -294,77 +320,43 @@ def _make_dataclass(cls: Any, values: dict[str, Any]) -> Any:
     return made
 
 
-def _make_enum(cls: Any, obj: dict[str, Any]) -> Any:
+@_or_plain(lambda obj: obj["v"])
+def _dec_enum(obj: dict[str, Any]) -> Any:
+    cls = _resolve(obj["cls"], lambda c: issubclass(c, Enum))
     try:
         return cls(obj["v"])
     except ValueError:
         return cls[obj["name"]]  # the value changed but the name did not
 
 
-_KINDS: dict[
-    str, tuple[Callable[[type], bool], Callable[[Any, Any], Any], Callable[[Any], Any]]
-] = {
-    # tag: (is the class of that kind, rebuild it, the plain value it falls back to)
-    "dataclass": (
-        dataclasses.is_dataclass,
-        lambda c, o: _make_dataclass(c, o["v"]),
-        lambda o: o["v"],
-    ),
-    "enum": (lambda c: issubclass(c, Enum), _make_enum, lambda o: o["v"]),
-    "namedtuple": (
-        lambda c: issubclass(c, tuple) and hasattr(c, "_fields"),
-        lambda c, o: c(*o["v"]),
-        lambda o: tuple(o["v"]),
-    ),
-}
+@_or_plain(lambda obj: tuple(obj["v"]))
+def _dec_namedtuple(obj: dict[str, Any]) -> Any:
+    return _resolve(obj["cls"], lambda c: issubclass(c, tuple) and hasattr(c, "_fields"))(*obj["v"])
 
 
-def _dec_class(obj: dict[str, Any]) -> Any:
-    kind, make, fallback = _KINDS[obj[_TAG]]
-    cls = _resolve(obj["cls"], kind)
-    if cls is not None:
-        try:
-            return make(cls, obj)
-        except Exception:  # noqa: S110 - the class changed shape since: fall back below
-            pass
-    warnings.warn(
-        f"django_dbos: cannot rebuild {obj[_TAG]} {obj['cls']!r} (not importable here, not a "
-        f"{obj[_TAG]}, or its fields changed); returning the plain value.",
-        RuntimeWarning,
-        stacklevel=2,
-    )
-    return fallback(obj)
-
-
+@_or_plain(lambda obj: RecordedError(obj["cls"].replace(":", "."), str(obj.get("str", ""))))
 def _dec_exception(obj: dict[str, Any]) -> BaseException:
-    path, message, args = obj["cls"], str(obj.get("str", "")), list(obj.get("args", []))
-    cls = _resolve(path, lambda c: issubclass(c, BaseException))
-    try:
-        if cls is not None and obj.get("reduce"):
-            fn_path, fargs = obj["reduce"]
-            fn = cls if fn_path is None else _resolve(fn_path)
-            if fn is cls or _may_rebuild(fn):
-                made = fn(*[cls if a is _SELF else a for a in fargs])
-                if isinstance(made, cls):
-                    return made
-        if cls is not None:
-            try:
-                made = cls(*args)
-            except Exception:
-                made = cls.__new__(cls)
-                made.args = tuple(args)
-            if isinstance(obj.get("attrs"), dict):
-                made.__dict__.update(obj["attrs"])
+    cls = _resolve(obj["cls"], lambda c: issubclass(c, BaseException))
+    try:  # django_dbos's own errors come back with their fields
+        fn_path, fargs = obj["reduce"]
+        fn = cls if fn_path is None else _resolve(fn_path)
+        if fn is cls or _may_rebuild(fn):
+            made = fn(*[cls if a is _SELF else a for a in fargs])
             if isinstance(made, cls):
                 return made
-    except Exception:  # noqa: S110 - a bad record must never hide the error it records
+    except Exception:  # noqa: S110 - no (usable) reduce record: rebuild from args
         pass
-    warnings.warn(
-        f"django_dbos: cannot rebuild exception {path!r}; returning a RecordedError.",
-        RuntimeWarning,
-        stacklevel=2,
-    )
-    return RecordedError(path.replace(":", "."), message)
+    args = tuple(obj.get("args", ()))
+    try:
+        made = cls(*args)
+    except Exception:  # an __init__ with other parameters: set args as pickle would
+        made = cls.__new__(cls)
+        made.args = args
+    if isinstance(obj.get("attrs"), dict):
+        made.__dict__.update(obj["attrs"])
+    if not isinstance(made, cls):
+        raise TypeError(obj["cls"])
+    return made
 
 
 def _dec_datetime(obj: dict[str, Any]) -> dt.datetime:
@@ -389,9 +381,9 @@ _DECODERS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "uuid": lambda o: uuid.UUID(o["v"]),
     "bytes": lambda o: base64.b64decode(o["v"]),
     "bytearray": lambda o: bytearray(base64.b64decode(o["v"])),
-    "dataclass": _dec_class,
-    "enum": _dec_class,
-    "namedtuple": _dec_class,
+    "dataclass": _dec_dataclass,
+    "enum": _dec_enum,
+    "namedtuple": _dec_namedtuple,
     "exception": _dec_exception,
     "cls": lambda o: _SELF,
 }

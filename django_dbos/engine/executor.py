@@ -114,6 +114,7 @@ class ProcessExecutor:
                 connections.close_all()
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
         self._started = False
 
     # -- running workflows -----------------------------------------------------------------

@@ -92,7 +92,7 @@ def encode_outcome(value: Any, error: BaseException | None) -> tuple[str | None,
     return None, serialization.serialize_exception(error), error
 
 
-def after_checkpoint(ctx: WorkflowContext, function_id: int, name: str, error: Any) -> None:
+def announce_step(ctx: WorkflowContext, function_id: int, name: str, error: Any) -> None:
     step_finished.send_robust(
         sender=name,
         workflow_id=ctx.workflow_id,
@@ -100,8 +100,17 @@ def after_checkpoint(ctx: WorkflowContext, function_id: int, name: str, error: A
         name=name,
         error=error,
     )
+
+
+def crash_if_simulated(ctx: WorkflowContext, function_id: int) -> None:
+    """``testing.simulate_crash(after_step=n)``: die like a killed process once step n is in."""
     if ctx.crash_after_step is not None and function_id >= ctx.crash_after_step:
         raise DBOSWorkflowInterrupted(ctx.workflow_id, "simulated crash")
+
+
+def after_checkpoint(ctx: WorkflowContext, function_id: int, name: str, error: Any) -> None:
+    announce_step(ctx, function_id, name, error)
+    crash_if_simulated(ctx, function_id)
 
 
 def record(
@@ -298,8 +307,9 @@ def run_transaction(config: TransactionConfig, fn: Callable[..., Any], args: Any
             return record(ctx, function_id, config.name, started, error=exc)
         break
     transaction.on_commit(
-        lambda: after_checkpoint(ctx, function_id, config.name, None), using=config.using
+        lambda: announce_step(ctx, function_id, config.name, None), using=config.using
     )
+    crash_if_simulated(ctx, function_id)
     return value
 
 

@@ -122,6 +122,7 @@ def prepare(
             executor_id=executor.executor_id,
             application_version=version,
             deadline_epoch_ms=deadline,
+            crash_after_step=options.crash_after_step,
         )
         return prepared
     existing = system_db.get_summary(workflow_id)
