@@ -56,7 +56,8 @@ class RecordedError(Exception):
 _TAG = "__dbos__"
 _PLAIN = frozenset({str, int, bool, type(None)})
 _REBUILD_MODULES = frozenset({"django_dbos.errors"})  # where an error's __reduce__ may point
-_SELF = object()  # decoded stand-in for "the exception's own class" in its __reduce__ arguments
+_SELF = {_TAG: "cls"}  # written for "the exception's own class" in its __reduce__ arguments
+_OWN_CLASS = object()  # what _SELF reads back as (escaped user dicts never do)
 _HINT = (
     "pass plain data (str, int, float, bool, None, list, tuple, dict, set, datetimes, Decimal, "
     "UUID, bytes, dataclasses, enums), e.g. a model's primary key rather than the instance; or, "
@@ -132,24 +133,29 @@ def _enc_dict(d: dict[Any, Any]) -> Any:
     try:
         for k, x in d.items():
             if type(k) is not str:
-                return _enc_pairs(d)
+                break
             if type(x) not in _PLAIN and (y := _enc(x)) is not x:
                 if out is d:
                     out = dict(d)
                 out[k] = y
+        else:
+            return out
     except _Unserializable as exc:
         exc.path.append((k,))
         raise
-    return out
+    return _enc_pairs(d)
 
 
 def _enc_pairs(d: dict[Any, Any]) -> dict[str, Any]:
     """A dict JSON cannot hold as an object (non-str keys, or our tag as a key) becomes pairs."""
+    pairs = []
     try:
-        return {_TAG: "dict", "v": [[_enc(k), _enc(x)] for k, x in d.items()]}
+        for k, x in d.items():
+            pairs.append([_enc(k), _enc(x)])
     except _Unserializable as exc:
-        exc.path.append(next(((k,) for k, x in d.items() if exc.value in (k, x)), "[?]"))
+        exc.path.append((k,))
         raise
+    return {_TAG: "dict", "v": pairs}
 
 
 def _enc_list(items: list[Any]) -> list[Any]:
@@ -219,10 +225,10 @@ def _enc_other(v: Any) -> Any:
         return {_TAG: "namedtuple", "cls": _class_path(v), "v": _enc_list(list(v))}
     if isinstance(v, str | int):  # subclasses JSON writes natively; they come back as the base
         return v
-    if isinstance(v, float | dict | list):
-        return _enc(
-            float(v) if isinstance(v, float) else dict(v) if isinstance(v, dict) else list(v)
-        )
+    if isinstance(v, float):
+        return _enc(float(v))
+    if isinstance(v, dict | list):  # OrderedDict, defaultdict, ... come back as dict / list
+        return _enc(dict(v) if isinstance(v, dict) else list(v))
     for base, encode in _ENCODERS.items():
         if isinstance(v, base):
             return encode(v)
@@ -245,7 +251,7 @@ def _enc_exception(exc: BaseException) -> dict[str, Any]:
             reduced: Any = exc.__reduce__()
             fn, fargs = reduced[:2]
             if fn is cls or _may_rebuild(fn):
-                fargs = [{_TAG: "cls"} if a is cls else _enc(a) for a in fargs]
+                fargs = [_SELF if a is cls else _enc(a) for a in fargs]
                 out["reduce"] = [None if fn is cls else _path_of(fn), fargs]
                 return out
         except Exception:  # noqa: S110 - then it is rebuilt from args like any other exception
@@ -287,7 +293,7 @@ def _resolve(path: str, kind: Callable[[type], bool] | None = None) -> Any:
     return found
 
 
-def _or_plain(fallback: Callable[[dict[str, Any]], Any]) -> Callable[..., Any]:
+def _or_plain(instead: str, fallback: Callable[[dict[str, Any]], Any]) -> Callable[..., Any]:
     """On any failure to rebuild (class gone, of another kind, changed), warn; give ``fallback``."""
 
     def decorate(rebuild: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], Any]:
@@ -297,8 +303,8 @@ def _or_plain(fallback: Callable[[dict[str, Any]], Any]) -> Callable[..., Any]:
             except Exception:
                 what = obj[_TAG]
                 warnings.warn(
-                    f"django_dbos: cannot rebuild {what} {obj['cls']!r} (not importable here, "
-                    f"not a {what}, or changed); returning the plain value.",
+                    f"django_dbos: cannot rebuild the {what} {obj['cls']!r} (not importable "
+                    f"here, of another kind, or changed); returning {instead} instead.",
                     RuntimeWarning,
                     stacklevel=2,
                 )
@@ -309,7 +315,7 @@ def _or_plain(fallback: Callable[[dict[str, Any]], Any]) -> Callable[..., Any]:
     return decorate
 
 
-@_or_plain(lambda obj: obj["v"])
+@_or_plain("its fields as a dict", lambda obj: obj["v"])
 def _dec_dataclass(obj: dict[str, Any]) -> Any:
     cls, values = _resolve(obj["cls"], dataclasses.is_dataclass), obj["v"]
     fields = dataclasses.fields(cls)
@@ -320,7 +326,7 @@ def _dec_dataclass(obj: dict[str, Any]) -> Any:
     return made
 
 
-@_or_plain(lambda obj: obj["v"])
+@_or_plain("its value", lambda obj: obj["v"])
 def _dec_enum(obj: dict[str, Any]) -> Any:
     cls = _resolve(obj["cls"], lambda c: issubclass(c, Enum))
     try:
@@ -329,19 +335,22 @@ def _dec_enum(obj: dict[str, Any]) -> Any:
         return cls[obj["name"]]  # the value changed but the name did not
 
 
-@_or_plain(lambda obj: tuple(obj["v"]))
+@_or_plain("a plain tuple", lambda obj: tuple(obj["v"]))
 def _dec_namedtuple(obj: dict[str, Any]) -> Any:
     return _resolve(obj["cls"], lambda c: issubclass(c, tuple) and hasattr(c, "_fields"))(*obj["v"])
 
 
-@_or_plain(lambda obj: RecordedError(obj["cls"].replace(":", "."), str(obj.get("str", ""))))
+@_or_plain(
+    "a RecordedError",
+    lambda obj: RecordedError(obj["cls"].replace(":", "."), str(obj.get("str", ""))),
+)
 def _dec_exception(obj: dict[str, Any]) -> BaseException:
     cls = _resolve(obj["cls"], lambda c: issubclass(c, BaseException))
     try:  # django_dbos's own errors come back with their fields
         fn_path, fargs = obj["reduce"]
         fn = cls if fn_path is None else _resolve(fn_path)
         if fn is cls or _may_rebuild(fn):
-            made = fn(*[cls if a is _SELF else a for a in fargs])
+            made = fn(*[cls if a is _OWN_CLASS else a for a in fargs])
             if isinstance(made, cls):
                 return made
     except Exception:  # noqa: S110 - no (usable) reduce record: rebuild from args
@@ -385,7 +394,7 @@ _DECODERS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "enum": _dec_enum,
     "namedtuple": _dec_namedtuple,
     "exception": _dec_exception,
-    "cls": lambda o: _SELF,
+    "cls": lambda o: _OWN_CLASS,
 }
 
 
@@ -425,7 +434,7 @@ class JSONSerializer:
     def loads(self, text: str) -> Any:
         try:
             return _DECODER.decode(text)
-        except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+        except (ValueError, TypeError, RecursionError) as exc:  # JSONDecodeError: ValueError
             raise DBOSSerializationError(f"A stored value is not readable JSON ({exc}).") from exc
 
 
@@ -442,7 +451,7 @@ class PickleSerializer:
     def dumps(self, value: Any) -> str:
         try:
             return _b64(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
-        except (pickle.PicklingError, TypeError, AttributeError, RecursionError) as exc:
+        except Exception as exc:  # PicklingError, TypeError, or a __reduce__ that fails
             name = _type_name(type(value))
             raise DBOSSerializationError(
                 f"Cannot pickle a {name!r} value ({exc}); pass picklable data.", type_name=name

@@ -13,7 +13,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from django.db import connections
@@ -21,6 +21,7 @@ from django.db import connections
 from django_dbos.conf import dbos_settings
 from django_dbos.context import WorkflowContext
 from django_dbos.engine import system_db
+from django_dbos.engine.threads import WorkflowPool
 from django_dbos.registry import registry
 
 logger = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ class ProcessExecutor:
         self.threads = dbos_settings().WORKER_THREADS
         self._lock = threading.Lock()
         self._started = False
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: WorkflowPool | None = None
         self._heartbeat_stop = threading.Event()
         self._heartbeat_thread: threading.Thread | None = None
         self.active: dict[str, WorkflowContext] = {}
@@ -102,8 +103,9 @@ class ProcessExecutor:
         finally:
             connections.close_all()
 
-    def stop(self, *, retire: bool = True) -> None:
-        """Stop heartbeating (and let others adopt our leftovers at once when ``retire``)."""
+    def stop(self, *, retire: bool = True, wait: bool = False) -> None:
+        """Stop heartbeating (and let others adopt our leftovers at once when ``retire``); the
+        pool's threads exit after their current workflow (``wait``: join them briefly)."""
         self._heartbeat_stop.set()
         if self._heartbeat_thread is not None:
             self._heartbeat_thread.join(timeout=5)
@@ -113,25 +115,23 @@ class ProcessExecutor:
             finally:
                 connections.close_all()
         if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool.shutdown(wait=wait)
             self._pool = None
         self._started = False
 
     # -- running workflows -----------------------------------------------------------------
 
     def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
-        """Run ``fn`` on the pool; the thread keeps its healthy connections for the next task."""
+        """Run ``fn`` on the pool; threads keep their healthy connections between tasks."""
         with self._lock:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(
-                    max_workers=self.threads,
-                    thread_name_prefix="dbos-workflow",
-                    initializer=refresh_connections,
-                )
+                self._pool = WorkflowPool(self.threads)
             self._in_flight += 1
-        return self._pool.submit(self._run_task, fn, *args)
+        future: Future[T] = Future()
+        self._pool.put(future, self._run_task, fn, args)
+        return future
 
-    def _run_task(self, fn: Callable[..., T], *args: Any) -> T:
+    def _run_task(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
         refresh_connections()
         try:
             return fn(*args)

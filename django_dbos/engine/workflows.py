@@ -296,6 +296,8 @@ def _resolve_existing(prepared: Prepared) -> Any:
     """The ID existed: its recorded outcome, or wait for it, or adopt it if its owner is dead."""
     summary = prepared.existing
     assert summary is not None
+    if summary.status in TERMINAL_STATUSES:
+        return outcome(summary)
     if summary.status == S.PENDING and not get_executor().is_running_here(summary.workflow_id):
         from django_dbos.engine.recovery import adopt_if_orphaned  # recovery imports us
 

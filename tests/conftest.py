@@ -1,0 +1,67 @@
+"""Shared fixtures: a fresh executor per test, database helpers, worker processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from django_dbos.context import StartOptions, _next_start
+from django_dbos.engine.executor import ProcessExecutor, reset_executor
+from django_dbos.engine.threads import close_async_db_threads
+
+REPO = Path(__file__).resolve().parent.parent
+
+postgres_only = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="needs PostgreSQL (set DATABASE_URL)"
+)
+
+
+@pytest.fixture(autouse=True)
+def executor() -> Iterator[ProcessExecutor]:
+    """Each test gets its own executor (ID, pool, heartbeat), stopped afterwards."""
+    _next_start.set(StartOptions())
+    fresh = reset_executor()
+    yield fresh
+    fresh.stop(retire=False, wait=True)
+    close_async_db_threads()
+
+
+@pytest.fixture
+def fast_heartbeat(settings):
+    """Heartbeats every 0.1 s; executors silent for 1 s are dead."""
+    settings.DBOS = {**settings.DBOS, "HEARTBEAT_INTERVAL": 0.1, "EXECUTOR_TIMEOUT": 1.0}
+    return settings.DBOS
+
+
+def worker_env(**extra: str) -> dict[str, str]:
+    """The environment for a worker subprocess that must use this test's database."""
+    env = dict(os.environ)
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        env["SQLITE_PATH"] = str(db["NAME"])
+        env.pop("DATABASE_URL", None)
+    else:
+        env["DATABASE_URL"] = (
+            f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+        )
+    env["PYTHONPATH"] = str(REPO)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+def start_worker(*args: str, **env: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, str(REPO / "manage.py"), "dbos_worker", *args],
+        env=worker_env(**env),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
