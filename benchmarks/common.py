@@ -24,7 +24,9 @@ from psycopg import sql
 ID_PREFIX = "bench-"
 POSTGRES_SCHEMES = {"postgres", "postgresql", "pgsql", "postgis", "psql"}
 
-_T0 = time.monotonic()
+#: Seconds since the epoch when the run began; the dbos subprocess inherits it, so its progress
+#: lines count from the same start.
+STARTED_AT = float(os.environ.setdefault("BENCH_STARTED_AT", repr(time.time())))
 
 
 class BenchmarkError(Exception):
@@ -33,7 +35,7 @@ class BenchmarkError(Exception):
 
 def progress(message: str) -> None:
     """One human-readable progress line on stderr (stdout is kept for the JSON result)."""
-    print(f"[{time.monotonic() - _T0:6.1f}s] {message}", file=sys.stderr, flush=True)
+    print(f"[{time.time() - STARTED_AT:6.1f}s] {message}", file=sys.stderr, flush=True)
 
 
 def fresh_id() -> str:
@@ -165,9 +167,9 @@ class RawInsert:
     table is a regular (WAL-logged) table made for the purpose and dropped by ``close()``.
     """
 
-    def __init__(self, params: dict[str, Any]) -> None:
+    def __init__(self, params: dict[str, Any], **connect_options: Any) -> None:
         self.table = f"dbos_bench_raw_insert_{os.getpid()}"
-        self.conn = psycopg.connect(**params, autocommit=True)
+        self.conn = psycopg.connect(**params, **connect_options, autocommit=True)
         self.conn.execute(
             sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {} (id bigserial PRIMARY KEY, payload text NOT NULL)"

@@ -18,7 +18,7 @@ PRODUCTS = [
     ("STK-01", "Sticker pack", Decimal("4.00"), 500),
 ]
 DEMO_USERNAME = "demo"
-DEMO_PASSWORD = "demo"  # noqa: S105 (a demo account, refused when DEBUG is off)
+DEMO_PASSWORD = "demo"  # a demo account: seed_demo refuses to run with DEBUG off
 
 
 class Command(BaseCommand):
