@@ -89,7 +89,9 @@ def _describe_exception(exc: BaseException) -> str:
     if isinstance(exc, serialization.RecordedError):
         return str(exc)
     cls = type(exc)
-    name = cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    name = (
+        cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    )
     message = str(exc)
     return f"{name}: {message}" if message else name
 
@@ -330,9 +332,7 @@ class WorkflowStatusAdmin(ReadOnlyAdmin):
     ) -> Paginator:
         # the cap must exceed both so the admin paginates rather than loading "all" rows
         cap = max(self.result_count_cap, self.list_max_show_all + 1, per_page + 1)
-        return CappedCountPaginator(
-            queryset, per_page, orphans, allow_empty_first_page, cap=cap
-        )
+        return CappedCountPaginator(queryset, per_page, orphans, allow_empty_first_page, cap=cap)
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Any], search_term: str

@@ -88,6 +88,7 @@ def problems() -> list[str]:
     if not isinstance(user, dict):
         return [f"settings.DBOS must be a dict, not {type(user).__name__}."]
     found: list[str] = []
+    value: Any
     for key, value in user.items():
         if key not in _TYPES:
             known = ", ".join(sorted(_TYPES))
@@ -95,9 +96,7 @@ def problems() -> list[str]:
             continue
         if isinstance(value, bool) or not isinstance(value, _TYPES[key]):
             expected = " or ".join(t.__name__ for t in _TYPES[key])
-            found.append(
-                f"settings.DBOS[{key!r}] must be {expected}, not {type(value).__name__}."
-            )
+            found.append(f"settings.DBOS[{key!r}] must be {expected}, not {type(value).__name__}.")
             continue
         if key in _POSITIVE and value is not None and value <= 0:
             found.append(f"settings.DBOS[{key!r}] must be greater than 0, not {value!r}.")
@@ -105,9 +104,9 @@ def problems() -> list[str]:
             found.append(f"settings.DBOS[{key!r}] must be 0 or more, not {value!r}.")
         elif key in {"DATABASE", "SERIALIZER", "WORKFLOWS_MODULE"} and not value:
             found.append(f"settings.DBOS[{key!r}] must not be empty.")
-    if not found and user.get("HEARTBEAT_INTERVAL", DEFAULTS.HEARTBEAT_INTERVAL) >= user.get(
-        "EXECUTOR_TIMEOUT", DEFAULTS.EXECUTOR_TIMEOUT
-    ):
+    heartbeat: float = user.get("HEARTBEAT_INTERVAL", DEFAULTS.HEARTBEAT_INTERVAL)
+    timeout: float = user.get("EXECUTOR_TIMEOUT", DEFAULTS.EXECUTOR_TIMEOUT)
+    if not found and heartbeat >= timeout:
         found.append(
             "settings.DBOS['EXECUTOR_TIMEOUT'] must be longer than HEARTBEAT_INTERVAL, or live "
             "executors would be taken for dead."

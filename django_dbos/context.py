@@ -100,7 +100,8 @@ class StartOptions:
 
 
 _next_start: contextvars.ContextVar[StartOptions] = contextvars.ContextVar(
-    "dbos_next_start", default=StartOptions()  # noqa: B039  (immutable)
+    "dbos_next_start",
+    default=StartOptions(),  # noqa: B039  (immutable)
 )
 
 

@@ -63,7 +63,7 @@ def _definition(fn: Callable[..., Any]) -> WorkflowDefinition:
             f"{getattr(fn, '__qualname__', fn)!r} is not a workflow: decorate it with "
             "@DBOS.workflow() first."
         )
-    return definition  # type: ignore[no-any-return]
+    return definition
 
 
 class _DBOSMeta(type):
@@ -128,7 +128,7 @@ class DBOS(metaclass=_DBOSMeta):
 
                 wrapper = sync_wrapper
             wrapper.__dbos_workflow__ = definition
-            return wrapper  # type: ignore[no-any-return]
+            return wrapper
 
         return decorate
 
@@ -231,15 +231,15 @@ class DBOS(metaclass=_DBOSMeta):
         dbos_step_options: StepOptions | None, func: Callable[..., R], *args: Any, **kwargs: Any
     ) -> R:
         """Run ``func`` as a step without decorating it (name defaults to its qualified name)."""
-        options = dict(dbos_step_options or {})
+        options: dict[str, Any] = dict(dbos_step_options or {})
         config = _step_config(options.pop("name", None) or default_name(func), options)
-        return steps.run_step(config, func, args, kwargs)  # type: ignore[no-any-return]
+        return steps.run_step(config, func, args, kwargs)
 
     @staticmethod
     async def run_step_async(
         dbos_step_options: StepOptions | None, func: Callable[..., Any], *args: Any, **kwargs: Any
     ) -> Any:
-        options = dict(dbos_step_options or {})
+        options: dict[str, Any] = dict(dbos_step_options or {})
         config = _step_config(options.pop("name", None) or default_name(func), options)
         return await steps.run_step_async(config, func, args, kwargs)
 

@@ -9,6 +9,7 @@ attributes and survives pickling (``__reduce__`` rebuilds it from those fields).
 from __future__ import annotations
 
 import builtins
+from collections.abc import Sequence
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -82,9 +83,11 @@ class DBOSWorkflowFunctionNotFoundError(DBOSException):
 
 
 class DBOSUnexpectedStepError(DBOSException):
-    """Replay found a different operation at this position: the workflow code is not deterministic."""
+    """Replay found another operation at this position: the workflow is not deterministic."""
 
-    def __init__(self, workflow_id: str, step_id: int, expected_name: str, recorded_name: str):
+    def __init__(
+        self, workflow_id: str, step_id: int, expected_name: str, recorded_name: str
+    ) -> None:
         super().__init__(
             f"Workflow {workflow_id!r} step {step_id}: the code now calls {expected_name!r} "
             f"but the recorded history has {recorded_name!r}. Workflow code must call the same "
@@ -99,7 +102,9 @@ class DBOSUnexpectedStepError(DBOSException):
 class DBOSMaxStepRetriesExceeded(DBOSException):
     """A step failed on every one of its allowed attempts."""
 
-    def __init__(self, step_name: str, max_attempts: int, errors: list[BaseException] | None = None):
+    def __init__(
+        self, step_name: str, max_attempts: int, errors: Sequence[BaseException] | None = None
+    ):
         last = f" Last error: {errors[-1]!r}" if errors else ""
         super().__init__(
             f"Step {step_name!r} failed {max_attempts} times; giving up.{last}",
@@ -136,7 +141,9 @@ class DBOSAwaitedWorkflowCancelledError(DBOSException):
     """The workflow whose result was awaited was cancelled."""
 
     def __init__(self, workflow_id: str) -> None:
-        super().__init__(f"Awaited workflow {workflow_id!r} was cancelled.", workflow_id=workflow_id)
+        super().__init__(
+            f"Awaited workflow {workflow_id!r} was cancelled.", workflow_id=workflow_id
+        )
 
 
 class DBOSNotInWorkflowError(DBOSException):
@@ -173,7 +180,7 @@ class DBOSQueueDeduplicatedError(DBOSException):
         )
 
 
-class TimeoutError(DBOSException, builtins.TimeoutError):  # noqa: A001
+class TimeoutError(DBOSException, builtins.TimeoutError):
     """Waiting for a result took longer than the given timeout; the workflow keeps running."""
 
     def __init__(self, workflow_id: str, timeout: float) -> None:

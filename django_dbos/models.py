@@ -169,6 +169,9 @@ class Notification(models.Model):
             )
         ]
 
+    def __str__(self) -> str:
+        return f"message to {self.destination_id} ({self.topic or 'no topic'})"
+
 
 class WorkflowEvent(models.Model):
     """The current value of a workflow's event key."""
@@ -184,6 +187,9 @@ class WorkflowEvent(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["workflow", "key"], name="dbos_event_workflow_key")
         ]
+
+    def __str__(self) -> str:
+        return f"{self.workflow_id} {self.key}"
 
 
 class WorkflowEventHistory(models.Model):
@@ -207,6 +213,9 @@ class WorkflowEventHistory(models.Model):
             )
         ]
 
+    def __str__(self) -> str:
+        return f"{self.workflow_id} #{self.function_id} {self.key}"
+
 
 class StreamEntry(models.Model):
     """One value written to a workflow's stream; a close marker ends the stream."""
@@ -222,10 +231,11 @@ class StreamEntry(models.Model):
     class Meta:
         db_table = "dbos_streams"
         constraints = [
-            models.UniqueConstraint(
-                fields=["workflow", "key", "offset"], name="dbos_stream_unique"
-            )
+            models.UniqueConstraint(fields=["workflow", "key", "offset"], name="dbos_stream_unique")
         ]
+
+    def __str__(self) -> str:
+        return f"{self.workflow_id} {self.key}[{self.offset}]"
 
 
 class QueueConfig(models.Model):

@@ -44,7 +44,7 @@ except ImportError:  # pragma: no cover
     pytest = None  # type: ignore[assignment]
 
 
-class simulate_crash:  # noqa: N801  (used like a function, as contextlib helpers are)
+class simulate_crash:
     """The next workflow started in this block dies right after its step ``after_step`` (a
     function_id, counting from 1) is checkpointed; the simulated crash is swallowed on exit."""
 
@@ -133,7 +133,7 @@ class DBOSTestCaseMixin:
         get_executor().stop(retire=False)
         super().tearDown()  # type: ignore[misc]
 
-    def assertWorkflowSteps(self, workflow_id: str, names: list[str]) -> None:  # noqa: N802
+    def assertWorkflowSteps(self, workflow_id: str, names: list[str]) -> None:
         self.assertEqual(workflow_step_names(workflow_id), names)  # type: ignore[attr-defined]
 
 

@@ -90,5 +90,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "loggers": {"django_dbos": {"handlers": ["console"], "level": env("DBOS_LOG_LEVEL", default="INFO")}},
+    "loggers": {
+        "django_dbos": {"handlers": ["console"], "level": env("DBOS_LOG_LEVEL", default="INFO")}
+    },
 }

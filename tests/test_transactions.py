@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import pytest
@@ -55,7 +56,7 @@ def test_inside_the_callers_atomic_block_the_checkpoint_rolls_back_with_it():
 
 
 def test_other_database_aliases_are_refused_at_decoration():
-    with pytest.raises(DBOSConfigurationError, match="'other'.*'default'"):
+    with pytest.raises(DBOSConfigurationError, match=r"'other'.*'default'"):
         DBOS.transaction(using="other")
 
 
@@ -117,10 +118,8 @@ def test_serialization_failures_are_retried():
     def serializable_credit(key: str) -> int:
         attempts.append(key)
         total = sum(Ledger.objects.filter(key="shared").values_list("amount", flat=True))
-        try:
+        with contextlib.suppress(threading.BrokenBarrierError):  # the retry runs alone
             barrier.wait(timeout=2)
-        except threading.BrokenBarrierError:
-            pass  # the retry runs alone
         Ledger.objects.create(key="shared", amount=1)
         return total
 

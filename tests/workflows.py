@@ -49,7 +49,7 @@ def plain_workflow(x: int) -> int:
 @DBOS.workflow(name="tests.k_steps")
 def k_steps(k: int) -> int:
     total = 0
-    for i in range(k):
+    for _ in range(k):
         total = add_one(total)
     return total
 
@@ -124,8 +124,13 @@ def gated_workflow() -> str:
     return record_run("gated", "second")
 
 
-@DBOS.step(name="tests.flaky", retries_allowed=True, max_attempts=3, interval_seconds=0.01,
-           backoff_rate=2.0)
+@DBOS.step(
+    name="tests.flaky",
+    retries_allowed=True,
+    max_attempts=3,
+    interval_seconds=0.01,
+    backoff_rate=2.0,
+)
 def flaky_step(key: str, failures: int) -> str:
     attempt = bump(f"flaky:{key}")
     if attempt <= failures:

@@ -21,9 +21,7 @@ def get_workflow_status(workflow_id: str) -> WorkflowStatus | None:
 def list_workflow_steps(workflow_id: str) -> list[StepInfo]:
     alias = dbos_settings().DATABASE
     rows = list(
-        OperationOutput.objects.using(alias)
-        .filter(workflow_id=workflow_id)
-        .order_by("function_id")
+        OperationOutput.objects.using(alias).filter(workflow_id=workflow_id).order_by("function_id")
     )
     if not rows and not WorkflowStatusRow.objects.using(alias).filter(pk=workflow_id).exists():
         raise DBOSNonExistentWorkflowError(workflow_id)

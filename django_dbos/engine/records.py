@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from django_dbos import serialization
-from django_dbos.models import OperationOutput, TERMINAL_STATUSES
+from django_dbos.models import TERMINAL_STATUSES, OperationOutput
 from django_dbos.models import WorkflowStatus as WorkflowStatusRow
 
 

@@ -102,9 +102,7 @@ def recover_own_pending(executor: ProcessExecutor | None = None) -> list[Workflo
     ``--executor-id``, or a test simulating a crash)."""
     executor = executor or get_executor()
     handles = []
-    for workflow_id in system_db.own_pending_workflows(
-        executor.executor_id, application_version()
-    ):
+    for workflow_id in system_db.own_pending_workflows(executor.executor_id, application_version()):
         handle = recover_workflow(workflow_id, executor.executor_id)
         if handle is not None:
             handles.append(handle)

@@ -28,7 +28,7 @@ from django_dbos.errors import (
     DBOSWorkflowInterrupted,
 )
 from django_dbos.models import WorkflowStatusString, now_ms
-from django_dbos.signals import step_finished
+from django_dbos.signals import send_after_commit, step_finished
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +93,8 @@ def encode_outcome(value: Any, error: BaseException | None) -> tuple[str | None,
 
 
 def announce_step(ctx: WorkflowContext, function_id: int, name: str, error: Any) -> None:
-    step_finished.send_robust(
+    send_after_commit(
+        step_finished,
         sender=name,
         workflow_id=ctx.workflow_id,
         function_id=function_id,
@@ -144,7 +145,9 @@ def _exhausted(config: StepConfig, errors: list[Exception]) -> Exception:
     return errors[-1]
 
 
-def _log_retry(ctx: WorkflowContext, config: StepConfig, attempt: int, exc: Exception, delay: float):
+def _log_retry(
+    ctx: WorkflowContext, config: StepConfig, attempt: int, exc: Exception, delay: float
+):
     logger.warning(
         "Step %s of workflow %s failed (attempt %d of %d): %r; retrying in %.2fs",
         config.name,
@@ -193,9 +196,7 @@ def run_step(config: StepConfig, fn: Callable[..., Any], args: Any, kwargs: Any)
     return record(ctx, function_id, config.name, started, value)
 
 
-async def run_step_async(
-    config: StepConfig, fn: Callable[..., Any], args: Any, kwargs: Any
-) -> Any:
+async def run_step_async(config: StepConfig, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
     ctx = current_workflow()
     if ctx is None or ctx.in_step:
         return await _call_maybe_async(fn, args, kwargs)
@@ -306,9 +307,7 @@ def run_transaction(config: TransactionConfig, fn: Callable[..., Any], args: Any
         except Exception as exc:  # the body (or its return value) failed: rolled back
             return record(ctx, function_id, config.name, started, error=exc)
         break
-    transaction.on_commit(
-        lambda: announce_step(ctx, function_id, config.name, None), using=config.using
-    )
+    announce_step(ctx, function_id, config.name, None)
     crash_if_simulated(ctx, function_id)
     return value
 

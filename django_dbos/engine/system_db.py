@@ -255,9 +255,7 @@ def own_pending_workflows(executor_id: str, version: str) -> list[str]:
     )
 
 
-def claim_for_recovery(
-    workflow_id: str, from_executor: str | None, to_executor: str
-) -> int | None:
+def claim_for_recovery(workflow_id: str, from_executor: str | None, to_executor: str) -> int | None:
     """Atomically move a PENDING workflow to ``to_executor``; its new recovery_attempts, or None
     when another executor won the race (or it is no longer PENDING)."""
     where = "executor_id IS NULL" if from_executor is None else "executor_id = %s"

@@ -50,7 +50,7 @@ def run_blocking(fn: Callable[..., T], *args: Any) -> T:
     thread.join()
     if "error" in outcome:
         raise outcome["error"]
-    return outcome["value"]  # type: ignore[no-any-return]
+    return outcome["value"]
 
 
 _ASYNC_DB_THREADS = 4

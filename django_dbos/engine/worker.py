@@ -35,7 +35,9 @@ def run_worker(
     try:
         recovered = recover_own_pending(executor)
         if recovered:
-            logger.info("Resumed %d workflow(s) of executor %s", len(recovered), executor.executor_id)
+            logger.info(
+                "Resumed %d workflow(s) of executor %s", len(recovered), executor.executor_id
+            )
         while not stop.is_set():
             refresh_connections()
             try:
@@ -61,8 +63,7 @@ def shutdown(executor: ProcessExecutor, grace_period: float | None = None) -> li
     stragglers = executor.wait_for_active(grace)
     if stragglers:
         logger.warning(
-            "%d workflow(s) still running after %.1fs; they stay PENDING and will be "
-            "recovered: %s",
+            "%d workflow(s) still running after %.1fs; they stay PENDING and will be recovered: %s",
             len(stragglers),
             time.monotonic() - started,
             ", ".join(stragglers),

@@ -44,7 +44,7 @@ from django_dbos.errors import (
 )
 from django_dbos.models import TERMINAL_STATUSES, WorkflowStatusString, now_ms
 from django_dbos.registry import WorkflowDefinition, registry
-from django_dbos.signals import workflow_finished, workflow_started
+from django_dbos.signals import send_after_commit, workflow_finished, workflow_started
 
 logger = logging.getLogger(__name__)
 S = WorkflowStatusString
@@ -109,11 +109,14 @@ def prepare(
             "updated_at": now,
         }
     )
-    if parent is not None and not child_checkpointed:
-        if not system_db.record_operation(
+    if (
+        parent is not None
+        and not child_checkpointed
+        and not system_db.record_operation(
             parent.workflow_id, function_id, definition.name, child_workflow_id=workflow_id
-        ):
-            raise refused_checkpoint(parent, function_id)
+        )
+    ):
+        raise refused_checkpoint(parent, function_id)
     prepared = Prepared(workflow_id=workflow_id, definition=definition, is_child=bool(parent))
     if created:
         prepared.ctx = WorkflowContext(
@@ -151,8 +154,12 @@ def context_for_recovery(summary: system_db.WorkflowSummary) -> WorkflowContext:
 
 def _started(ctx: WorkflowContext, recovered: bool) -> None:
     get_executor().track(ctx)
-    workflow_started.send_robust(
-        sender=ctx.name, workflow_id=ctx.workflow_id, name=ctx.name, recovered=recovered
+    send_after_commit(
+        workflow_started,
+        sender=ctx.name,
+        workflow_id=ctx.workflow_id,
+        name=ctx.name,
+        recovered=recovered,
     )
 
 
@@ -168,8 +175,13 @@ def _succeeded(ctx: WorkflowContext, result: Any) -> Any:
     output, error_text, raised = encode_outcome(result, None)
     status = S.ERROR if raised is not None else S.SUCCESS
     _finish(ctx, status, output, error_text)
-    workflow_finished.send_robust(
-        sender=ctx.name, workflow_id=ctx.workflow_id, name=ctx.name, status=status, error=raised
+    send_after_commit(
+        workflow_finished,
+        sender=ctx.name,
+        workflow_id=ctx.workflow_id,
+        name=ctx.name,
+        status=status,
+        error=raised,
     )
     if raised is not None:
         raise raised
@@ -190,8 +202,13 @@ def _failed(ctx: WorkflowContext, exc: BaseException) -> None:
         return  # KeyboardInterrupt, SystemExit: the process dies; recovery resumes it
     _, error_text, _ = encode_outcome(None, exc)
     _finish(ctx, S.ERROR, None, error_text)
-    workflow_finished.send_robust(
-        sender=ctx.name, workflow_id=ctx.workflow_id, name=ctx.name, status=S.ERROR, error=exc
+    send_after_commit(
+        workflow_finished,
+        sender=ctx.name,
+        workflow_id=ctx.workflow_id,
+        name=ctx.name,
+        status=S.ERROR,
+        error=exc,
     )
 
 

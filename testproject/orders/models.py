@@ -38,8 +38,14 @@ class StepLog(models.Model):
     step = models.CharField(max_length=64)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    def __str__(self) -> str:
+        return f"{self.order_id}: {self.step}"
+
 
 class PaymentAttempt(models.Model):
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="payment_attempts")
     succeeded = models.BooleanField()
     created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.order_id}: {'ok' if self.succeeded else 'declined'}"

@@ -26,9 +26,11 @@ def validate_order(order_id: int) -> dict:
     StepLog.objects.create(order=order, step="validate")
     if order.quantity < 1:
         raise ValueError(f"Order {order_id} has no items")
-    return {"sku": order.product.sku, "quantity": order.quantity, "total": str(
-        order.product.price * order.quantity
-    )}
+    return {
+        "sku": order.product.sku,
+        "quantity": order.quantity,
+        "total": str(order.product.price * order.quantity),
+    }
 
 
 @DBOS.transaction()

@@ -104,11 +104,13 @@ class Command(BaseCommand):
             if stop.is_set():
                 logger.warning("Second signal: exiting now")
                 os._exit(1)
-            logger.info("Signal %s: stopping; running workflows halt at their next checkpoint",
-                        signal.Signals(signum).name)
+            logger.info(
+                "Signal %s: stopping; running workflows halt at their next checkpoint",
+                signal.Signals(signum).name,
+            )
             stop.set()
 
-        previous = {}
+        previous: dict[int, Any] = {}
         for signum in (signal.SIGTERM, signal.SIGINT):
             previous[signum] = signal.getsignal(signum)
             signal.signal(signum, on_signal)
