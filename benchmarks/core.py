@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib.util
 import json
 import os
 import statistics
@@ -28,6 +29,7 @@ from benchmarks.common import (
     conninfo,
     describe,
     ensure_database,
+    fresh_id,
     interleaved,
     median_ms,
     ms,
@@ -68,6 +70,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     url = require_postgres_url()
+    if not args.no_dbos and importlib.util.find_spec("dbos") is None:
+        raise BenchmarkError(
+            "the dbos package is not installed: pip install -e '.[bench]' (or pass --no-dbos)"
+        )
     warmup, rounds, raw_per_round = QUICK if args.quick else FULL
     if ensure_database(url):
         progress(f"created database {conninfo(url)['dbname']}")
@@ -154,9 +160,9 @@ def count_statements(bw) -> int:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    inline(bw.workflow_0_steps)(f"{ID_PREFIX}warm")  # registers the executor (once per process)
+    inline(bw.workflow_0_steps)(fresh_id())  # registers the executor (once per process)
     with CaptureQueriesContext(connection) as captured:
-        inline(bw.workflow_10_steps)(f"{ID_PREFIX}count")
+        inline(bw.workflow_10_steps)(fresh_id())
     bw.STEP_CALL_NS.clear()
     return len(captured.captured_queries)
 
@@ -295,6 +301,7 @@ def summarize(
         ):
             result[f"dbos_{key}"] = theirs[key]
         result["dbos_version"] = theirs["dbos_version"]
+        result["dbos_statements_per_workflow_10_steps"] = theirs["statements_per_workflow_10_steps"]
         result["beats_dbos"] = (
             ours["workflow_0_steps_ms"] < theirs["workflow_0_steps_ms"]
             and ours["workflow_10_steps_ms"] < theirs["workflow_10_steps_ms"]

@@ -38,13 +38,13 @@ from benchmarks.common import (
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def profile(bw, url: str, workflows: int = 200) -> dict[str, Any]:
+def profile(bw, url: str, workflows: int = 200, replay_rounds: int = 500) -> dict[str, Any]:
     from benchmarks.core import inline
 
     progress(f"profile: DB call vs Python over {workflows} workflows of each kind")
     split = db_vs_python(bw, inline, workflows)
-    progress(f"profile: SQL replay with psycopg alone ({workflows} rounds)")
-    replay = sql_replay(url, workflows)
+    progress(f"profile: SQL replay with psycopg alone ({replay_rounds} rounds)")
+    replay = sql_replay(url, replay_rounds)
     progress(f"profile: cProfile of {workflows} ten-step workflows")
     profiled = cprofile(bw, inline, workflows)
     bw.STEP_CALL_NS.clear()
@@ -117,7 +117,14 @@ def db_vs_python(bw, inline, workflows: int) -> dict[str, Any]:
 
 
 def sql_replay(url: str, rounds: int) -> dict[str, Any]:
-    """The hot path's statements with psycopg alone, each timed as one autocommit round trip."""
+    """The hot path's statements with psycopg alone, each timed as one autocommit round trip.
+
+    Per round: a fresh PENDING status row (the engine's start INSERT), the raw INSERT, the
+    engine's step INSERT (guarded: ``INSERT ... SELECT ... WHERE EXISTS(status row PENDING) ON
+    CONFLICT DO NOTHING``) sent as Django sends it and sent as a server-side prepared statement
+    (the same statement, planned once per connection), a plain ``INSERT ... VALUES`` into the
+    step table, and the finish UPDATE. The gaps between them price the SQL's parts.
+    """
     from django.db import connection
 
     from django_dbos.engine import system_db
@@ -126,7 +133,8 @@ def sql_replay(url: str, rounds: int) -> dict[str, Any]:
     params = conninfo(url, connection.settings_dict["NAME"])
     # As Django's psycopg backend connects: client-side binding, never prepared.
     raw = RawInsert(params, prepare_threshold=None, cursor_factory=psycopg.ClientCursor)
-    conn = raw.conn  # every statement below, and the raw INSERT, on this one connection
+    conn = raw.conn  # the raw INSERT and every Django-like statement on this one connection
+    prepared = psycopg.connect(**params, autocommit=True, prepare_threshold=0)
     columns = system_db._STATUS_COLUMNS
     plain_step = (
         f"INSERT INTO {system_db.STEPS_TABLE} (workflow_uuid, function_id, function_name, output, "
@@ -154,30 +162,16 @@ def sql_replay(url: str, rounds: int) -> dict[str, Any]:
         )
         conn.execute(system_db._INSERT_STATUS_SQL, [row[c] for c in columns]).fetchone()
 
-    def guarded_step(function_id: int):
+    def step(on: psycopg.Connection, function_id: int, guarded: bool = True):
         def run(_: str) -> None:
             now = now_ms()
-            conn.execute(
-                system_db._RECORD_STEP_SQL,
-                [
-                    state["id"],
-                    function_id,
-                    "bench.noop",
-                    "null",
-                    None,
-                    None,
-                    now,
-                    now,
-                    state["id"],
-                    "PENDING",
-                ],
-            )
+            values = [state["id"], function_id, "bench.noop", "null", None, None, now, now]
+            if guarded:
+                on.execute(system_db._RECORD_STEP_SQL, [*values, state["id"], "PENDING"])
+            else:
+                on.execute(plain_step, values)
 
         return run
-
-    def unguarded_step(_: str) -> None:
-        now = now_ms()
-        conn.execute(plain_step, [state["id"], 3, "bench.noop", "null", None, None, now, now])
 
     def finish(_: str) -> None:
         conn.execute(
@@ -187,23 +181,26 @@ def sql_replay(url: str, rounds: int) -> dict[str, Any]:
     cases = [
         Case("start_insert", start),
         Case("raw_insert_same_conn", raw),
-        Case("step_insert_engine_sql", guarded_step(1)),
-        Case("step_insert_engine_sql_2", guarded_step(2)),
-        Case("step_insert_plain_values", unguarded_step),
+        Case("step_insert_engine_sql", step(conn, 1)),
+        Case("step_insert_engine_sql_prepared", step(prepared, 2)),
+        Case("step_insert_plain_values", step(conn, 3, guarded=False)),
         Case("finish_update", finish),
     ]
     try:
-        samples = interleaved(cases, rounds=rounds, warmup=20)
+        samples = interleaved(cases, rounds=rounds, warmup=50)
     finally:
         raw.close()
-    samples["step_insert_engine_sql"] += samples.pop("step_insert_engine_sql_2")
-    report = {name: median_ms(values) for name, values in samples.items()}
+        prepared.close()
+    report: dict[str, Any] = {name: median_ms(values) for name, values in samples.items()}
     base = report["raw_insert_same_conn"]
-    report["engine_step_sql_vs_raw"] = round(report["step_insert_engine_sql"] / base, 3)
+    for name in list(report):
+        if name.startswith("step_insert"):
+            report[f"{name}_vs_raw"] = round(report[name] / base, 3)
     progress(
-        "profile: psycopg alone: raw {raw_insert_same_conn:.3f} ms, engine step INSERT "
-        "{step_insert_engine_sql:.3f} ms, plain step INSERT {step_insert_plain_values:.3f} ms, "
-        "start {start_insert:.3f} ms, finish {finish_update:.3f} ms".format(**report)
+        "profile: psycopg alone: raw {raw_insert_same_conn:.3f} ms; engine step INSERT "
+        "{step_insert_engine_sql:.3f} ms (prepared: {step_insert_engine_sql_prepared:.3f} ms); "
+        "plain VALUES step INSERT {step_insert_plain_values:.3f} ms; start INSERT "
+        "{start_insert:.3f} ms; finish UPDATE {finish_update:.3f} ms".format(**report)
     )
     return report
 

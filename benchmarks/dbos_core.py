@@ -16,17 +16,21 @@ import gc
 import json
 import logging
 import statistics
+import threading
 import time
 from importlib.metadata import version
 
+import psycopg
 from dbos import DBOS, SetWorkflowID
 
 from benchmarks.common import (
+    ID_PREFIX,
     Case,
     RawInsert,
     conninfo,
     describe,
     ensure_database,
+    fresh_id,
     interleaved,
     median_ms,
     ms,
@@ -65,6 +69,29 @@ def _inline(workflow):
     return call
 
 
+def count_statements() -> int:
+    """Sanity check, outside the timed loop: the SQL statements a fresh 10-step workflow sends
+    from this thread (SQLAlchemy's own BEGIN/COMMIT are not statements it executes)."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    caller = threading.get_ident()
+    seen: list[str] = []
+
+    def listener(conn, cursor, statement, parameters, context, executemany) -> None:
+        if threading.get_ident() == caller:
+            seen.append(statement)
+
+    _inline(workflow_0_steps)(fresh_id())  # first call: anything once-per-process happens here
+    event.listen(Engine, "before_cursor_execute", listener)
+    try:
+        _inline(workflow_10_steps)(fresh_id())
+    finally:
+        event.remove(Engine, "before_cursor_execute", listener)
+    STEP_CALL_NS.clear()
+    return len(seen)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--system-database-url", required=True)
@@ -88,6 +115,8 @@ def main(argv: list[str] | None = None) -> None:
     DBOS.launch()
     progress(f"dbos {version('dbos')}: launched; timing {args.rounds} rounds")
 
+    statements = count_statements()
+    progress(f"dbos: a 10-step workflow issues {statements} SQL statements (BEGIN/COMMIT aside)")
     raw = RawInsert(conninfo(args.system_database_url))
     cases = [
         Case("raw", raw, repeats=args.raw_per_round),
@@ -114,6 +143,7 @@ def main(argv: list[str] | None = None) -> None:
         "workflow_10_steps_ms": round(ms(wf10), 4),
         "step_overhead_ms": round(ms(wf10 - wf0) / STEPS, 4),
         "step_call_ms": median_ms(STEP_CALL_NS),
+        "statements_per_workflow_10_steps": statements,
         "detail": {
             "raw_insert_commit": describe(samples["raw"]),
             "workflow_0_steps": describe(samples["wf0"]),
@@ -126,10 +156,6 @@ def main(argv: list[str] | None = None) -> None:
 
 def _delete_rows(url: str) -> None:
     """Delete this run's workflows (their steps go with them: ON DELETE CASCADE)."""
-    import psycopg
-
-    from benchmarks.common import ID_PREFIX
-
     with psycopg.connect(**conninfo(url), autocommit=True) as conn:
         conn.execute(
             "DELETE FROM dbos.workflow_status WHERE workflow_uuid LIKE %s", [ID_PREFIX + "%"]

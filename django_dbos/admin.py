@@ -26,6 +26,7 @@ from django.db import connections
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
@@ -46,10 +47,15 @@ _LARGE_COLUMNS = ("inputs", "output", "error", "attributes")
 # -- formatting ------------------------------------------------------------------------------
 
 
-def epoch_ms_to_datetime(ms: int | None) -> dt.datetime | None:
-    """An aware datetime; the admin shows it in the current (project) time zone. None for no
-    value, and for 0 (a retired executor's heartbeat)."""
-    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC) if ms else None
+def local_time(ms: int | None, *, millis: bool = False) -> str | None:
+    """Epoch milliseconds as ``2024-05-01 14:03:07 CEST`` in the current (by default the
+    project's) time zone; ``14:03:07.123`` with ``millis``. None for no value, and for 0 (a
+    retired executor's heartbeat)."""
+    if not ms:
+        return None
+    local = timezone.localtime(dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC))
+    fraction = f".{local.microsecond // 1000:03d}" if millis else ""
+    return f"{local:%Y-%m-%d %H:%M:%S}{fraction} {local.tzname()}"
 
 
 def format_duration(ms: int | None) -> str:
@@ -82,6 +88,8 @@ def _clip(text: str) -> str:
 
 
 def _pretty(value: Any) -> str:
+    if isinstance(value, str | bytes):  # whole, not split into pformat's wrapped pieces
+        return repr(value)
     return pprint.pformat(value, width=88, sort_dicts=False)
 
 
@@ -147,11 +155,12 @@ class CappedCountPaginator(Paginator):
 
     def __init__(self, object_list: QuerySet[Any], per_page: int, *args: Any, cap: int, **kw: Any):
         super().__init__(object_list, per_page, *args, **kw)
+        self.queryset = object_list
         self.cap = cap
 
     @cached_property
     def _counted(self) -> int:
-        return self.object_list.order_by()[: self.cap + 1].count()
+        return self.queryset.order_by()[: self.cap + 1].count()
 
     @cached_property
     def count(self) -> int:
@@ -213,6 +222,10 @@ class ReadOnlyAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         return super().get_queryset(request).using(dbos_settings().DATABASE)
 
+    def shown(self, value: Any) -> Any:
+        """``value``, or the empty-value mark for None (the detail page would print "None")."""
+        return self.get_empty_value_display() if value is None else value
+
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
@@ -263,17 +276,24 @@ class StepRow:
     is_error: bool
     child_workflow_id: str | None
     child_url: str | None
-    started: dt.datetime | None
+    started: str | None
     duration: str
 
 
 # every column of the row, raw or through the method that shows it readably
 _WORKFLOW_FIELDS = {
-    "identity": ["workflow_uuid", "name", "status_badge", "class_name", "config_name"],
-    "data": ["inputs_pretty", "output_pretty", "error_pretty"],
-    "timing": ["created", "started", "updated", "duration", "timeout", "deadline"],
-    "queue": ["queue_name", "queue_partition_key", "priority", "deduplication_id"],
-    "execution": [
+    "identity": ("workflow_id", "name", "status_badge", "class_name", "config_name"),
+    "data": ("inputs_pretty", "output_pretty", "error_pretty"),
+    "timing": (
+        "created_time",
+        "started_time",
+        "updated_time",
+        "duration",
+        "timeout",
+        "deadline_time",
+    ),
+    "queue": ("queue_name", "queue_partition_key", "priority", "deduplication_id"),
+    "execution": (
         "executor_link",
         "application_version",
         "recovery_attempts",
@@ -281,14 +301,14 @@ _WORKFLOW_FIELDS = {
         "forked_from_link",
         "authenticated_user",
         "attributes_pretty",
-    ],
+    ),
 }
 
 
 @admin.register(WorkflowStatus)
 class WorkflowStatusAdmin(ReadOnlyAdmin):
     list_display = [
-        "workflow_uuid",
+        "workflow_id",
         "short_name",
         "status_badge",
         "queue_name",
@@ -299,7 +319,7 @@ class WorkflowStatusAdmin(ReadOnlyAdmin):
     search_fields = ["=workflow_uuid"]  # shows the box; get_search_results does the matching
     search_help_text = _("A workflow ID, or its beginning (case-sensitive).")
     ordering = ["-created_at"]
-    sortable_by = ["workflow_uuid", "created"]  # only indexed orderings
+    sortable_by = ["workflow_id", "created"]  # only indexed orderings
     list_per_page = 50
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER  # facet counts would count the whole table
@@ -382,7 +402,7 @@ class WorkflowStatusAdmin(ReadOnlyAdmin):
                     is_error=is_error,
                     child_workflow_id=row.child_workflow_id,
                     child_url=self._workflow_url(row.child_workflow_id),
-                    started=epoch_ms_to_datetime(row.started_at_epoch_ms),
+                    started=local_time(row.started_at_epoch_ms, millis=True),
                     duration=duration,
                 )
             )
@@ -395,11 +415,15 @@ class WorkflowStatusAdmin(ReadOnlyAdmin):
             f"{self.admin_site.name}:django_dbos_workflowstatus_change", args=[quote(workflow_id)]
         )
 
-    def _workflow_link(self, workflow_id: str | None) -> SafeString | None:
+    def _workflow_link(self, workflow_id: str | None) -> Any:
         url = self._workflow_url(workflow_id)
-        return format_html('<a href="{}">{}</a>', url, workflow_id) if url else None
+        return self.shown(format_html('<a href="{}">{}</a>', url, workflow_id) if url else None)
 
     # -- columns and fields ----------------------------------------------------------------
+
+    @admin.display(description=_("workflow ID"), ordering="workflow_uuid")
+    def workflow_id(self, obj: WorkflowStatus) -> str:
+        return obj.workflow_uuid
 
     @admin.display(description=_("name"))
     def short_name(self, obj: WorkflowStatus) -> SafeString:
@@ -414,61 +438,65 @@ class WorkflowStatusAdmin(ReadOnlyAdmin):
         )
 
     @admin.display(description=_("created"), ordering="created_at")
-    def created(self, obj: WorkflowStatus) -> dt.datetime | None:
-        return epoch_ms_to_datetime(obj.created_at)
+    def created(self, obj: WorkflowStatus) -> Any:
+        return self.shown(local_time(obj.created_at))
+
+    @admin.display(description=_("created"))
+    def created_time(self, obj: WorkflowStatus) -> Any:
+        return self.shown(local_time(obj.created_at, millis=True))
 
     @admin.display(description=_("started"))
-    def started(self, obj: WorkflowStatus) -> dt.datetime | None:
-        return epoch_ms_to_datetime(obj.started_at_epoch_ms)
+    def started_time(self, obj: WorkflowStatus) -> Any:
+        return self.shown(local_time(obj.started_at_epoch_ms, millis=True))
 
     @admin.display(description=_("updated"))
-    def updated(self, obj: WorkflowStatus) -> dt.datetime | None:
-        return epoch_ms_to_datetime(obj.updated_at)
+    def updated_time(self, obj: WorkflowStatus) -> Any:
+        return self.shown(local_time(obj.updated_at, millis=True))
 
     @admin.display(description=_("deadline"))
-    def deadline(self, obj: WorkflowStatus) -> dt.datetime | None:
-        return epoch_ms_to_datetime(obj.workflow_deadline_epoch_ms)
+    def deadline_time(self, obj: WorkflowStatus) -> Any:
+        return self.shown(local_time(obj.workflow_deadline_epoch_ms, millis=True))
 
     @admin.display(description=_("duration"))
     def duration(self, obj: WorkflowStatus) -> str:
         return format_duration(obj.duration_ms)
 
     @admin.display(description=_("timeout"))
-    def timeout(self, obj: WorkflowStatus) -> str | None:
+    def timeout(self, obj: WorkflowStatus) -> Any:
         ms = obj.workflow_timeout_ms
-        return format_duration(ms) if ms is not None else None
+        return self.shown(format_duration(ms) if ms is not None else None)
 
     @admin.display(description=_("inputs"))
-    def inputs_pretty(self, obj: WorkflowStatus) -> SafeString | None:
-        return render_decoded(decode(obj.inputs, _decode_inputs))
+    def inputs_pretty(self, obj: WorkflowStatus) -> Any:
+        return self.shown(render_decoded(decode(obj.inputs, _decode_inputs)))
 
     @admin.display(description=_("output"))
-    def output_pretty(self, obj: WorkflowStatus) -> SafeString | None:
-        return render_decoded(decode(obj.output, _decode_value))
+    def output_pretty(self, obj: WorkflowStatus) -> Any:
+        return self.shown(render_decoded(decode(obj.output, _decode_value)))
 
     @admin.display(description=_("error"))
-    def error_pretty(self, obj: WorkflowStatus) -> SafeString | None:
-        return render_decoded(decode(obj.error, _decode_error))
+    def error_pretty(self, obj: WorkflowStatus) -> Any:
+        return self.shown(render_decoded(decode(obj.error, _decode_error)))
 
     @admin.display(description=_("attributes"))
-    def attributes_pretty(self, obj: WorkflowStatus) -> SafeString | None:
-        return render_decoded(decode(obj.attributes, _decode_attributes))
+    def attributes_pretty(self, obj: WorkflowStatus) -> Any:
+        return self.shown(render_decoded(decode(obj.attributes, _decode_attributes)))
 
     @admin.display(description=_("executor"))
-    def executor_link(self, obj: WorkflowStatus) -> SafeString | None:
+    def executor_link(self, obj: WorkflowStatus) -> Any:
         if not obj.executor_id:
-            return None
+            return self.shown(None)
         url = reverse(
             f"{self.admin_site.name}:django_dbos_executor_change", args=[quote(obj.executor_id)]
         )
         return format_html('<a href="{}">{}</a>', url, obj.executor_id)
 
     @admin.display(description=_("parent workflow"))
-    def parent_link(self, obj: WorkflowStatus) -> SafeString | None:
+    def parent_link(self, obj: WorkflowStatus) -> Any:
         return self._workflow_link(obj.parent_workflow_id)
 
     @admin.display(description=_("forked from"))
-    def forked_from_link(self, obj: WorkflowStatus) -> SafeString | None:
+    def forked_from_link(self, obj: WorkflowStatus) -> Any:
         return self._workflow_link(obj.forked_from)
 
 
@@ -483,7 +511,7 @@ class ExecutorAliveFilter(admin.SimpleListFilter):
     title = _("alive")
     parameter_name = "alive"
 
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
         return [("yes", _("Yes")), ("no", _("No"))]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any] | None:
@@ -494,37 +522,40 @@ class ExecutorAliveFilter(admin.SimpleListFilter):
         return queryset
 
 
+_EXECUTOR_FIELDS = (
+    "executor_id",
+    "hostname",
+    "pid",
+    "version",
+    "started",
+    "last_heartbeat_at",
+    "alive",
+)
+
+
 @admin.register(Executor)
 class ExecutorAdmin(ReadOnlyAdmin):
-    list_display = [
-        "executor_id",
-        "hostname",
-        "pid",
-        "version",
-        "started",
-        "last_heartbeat_at",
-        "alive",
-    ]
+    list_display = _EXECUTOR_FIELDS
     list_filter = [ExecutorAliveFilter]
     search_fields = ["^executor_id", "^hostname"]
     ordering = ["-last_heartbeat"]
     sortable_by = ["executor_id", "last_heartbeat_at"]
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
-    fields = list_display
-    readonly_fields = list_display
+    fields = _EXECUTOR_FIELDS
+    readonly_fields = _EXECUTOR_FIELDS
 
     @admin.display(description=_("version"))
-    def version(self, obj: Executor) -> str | None:
-        return obj.application_version
+    def version(self, obj: Executor) -> Any:
+        return self.shown(obj.application_version)
 
     @admin.display(description=_("started"))
-    def started(self, obj: Executor) -> dt.datetime | None:
-        return epoch_ms_to_datetime(obj.started_at)
+    def started(self, obj: Executor) -> Any:
+        return self.shown(local_time(obj.started_at))
 
     @admin.display(description=_("last heartbeat"), ordering="last_heartbeat")
-    def last_heartbeat_at(self, obj: Executor) -> dt.datetime | None:
-        return epoch_ms_to_datetime(obj.last_heartbeat)
+    def last_heartbeat_at(self, obj: Executor) -> Any:
+        return self.shown(local_time(obj.last_heartbeat))
 
     @admin.display(description=_("alive"), boolean=True)
     def alive(self, obj: Executor) -> bool:

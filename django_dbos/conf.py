@@ -45,6 +45,8 @@ class DBOSSettings:
     """Seconds a stopping worker waits for running workflows to reach a checkpoint."""
     POLL_INTERVAL: float = 0.5
     """Longest pause between two looks at the database while waiting for a result (SQLite)."""
+    PREPARED_STATEMENTS: bool = True
+    """Prepare the hot-path statements on PostgreSQL (turn off behind PgBouncer < 1.21)."""
 
     @property
     def recovery_interval(self) -> float:
@@ -67,6 +69,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "WORKFLOWS_MODULE": (str,),
     "SHUTDOWN_GRACE_PERIOD": (int, float),
     "POLL_INTERVAL": (int, float),
+    "PREPARED_STATEMENTS": (bool,),
 }
 _POSITIVE = {
     "WORKER_THREADS",
@@ -88,19 +91,21 @@ def problems() -> list[str]:
     if not isinstance(user, dict):
         return [f"settings.DBOS must be a dict, not {type(user).__name__}."]
     found: list[str] = []
-    value: Any
     for key, value in user.items():
         if key not in _TYPES:
             known = ", ".join(sorted(_TYPES))
             found.append(f"settings.DBOS has an unknown key {key!r}; known keys: {known}.")
             continue
-        if isinstance(value, bool) or not isinstance(value, _TYPES[key]):
+        if (isinstance(value, bool) and bool not in _TYPES[key]) or not isinstance(
+            value, _TYPES[key]
+        ):
             expected = " or ".join(t.__name__ for t in _TYPES[key])
             found.append(f"settings.DBOS[{key!r}] must be {expected}, not {type(value).__name__}.")
             continue
-        if key in _POSITIVE and value is not None and value <= 0:
+        number = value if isinstance(value, int | float) else None
+        if key in _POSITIVE and number is not None and number <= 0:
             found.append(f"settings.DBOS[{key!r}] must be greater than 0, not {value!r}.")
-        elif key in _NON_NEGATIVE and value < 0:
+        elif key in _NON_NEGATIVE and number is not None and number < 0:
             found.append(f"settings.DBOS[{key!r}] must be 0 or more, not {value!r}.")
         elif key in {"DATABASE", "SERIALIZER", "WORKFLOWS_MODULE"} and not value:
             found.append(f"settings.DBOS[{key!r}] must not be empty.")

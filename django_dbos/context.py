@@ -78,8 +78,11 @@ class WorkflowContext:
         self.stop.set()
 
     def wait(self, seconds: float) -> None:
-        """Sleep that wakes early (and raises) when the workflow is cancelled or interrupted."""
+        """Sleep that wakes early (and raises) when the workflow is cancelled, interrupted or
+        reaches its deadline."""
         if seconds > 0:
+            if self.deadline_epoch_ms is not None:
+                seconds = min(seconds, max(0.0, self.deadline_epoch_ms / 1000 - time.time()))
             self.stop.wait(seconds)
         self.raise_if_stopped()
 

@@ -85,7 +85,8 @@ class WorkflowStatus(models.Model):
             # the admin list and list_workflows: newest first within a status
             models.Index(fields=["status", "created_at"], name="dbos_wf_status_created"),
             models.Index(fields=["created_at"], name="dbos_wf_created"),
-            models.Index(fields=["name"], name="dbos_wf_name"),
+            # filtering by name, newest first (admin, list_workflows)
+            models.Index(fields=["name", "created_at"], name="dbos_wf_name_created"),
             # recovery: PENDING workflows of one executor
             models.Index(fields=["executor_id", "status"], name="dbos_wf_executor_status"),
             models.Index(fields=["parent_workflow_id"], name="dbos_wf_parent"),
@@ -119,11 +120,17 @@ class WorkflowStatus(models.Model):
 class OperationOutput(models.Model):
     """One row per completed durable operation (step, transaction, sleep, child start, ...)."""
 
+    # No database-level constraint and no index of its own: the checkpoint INSERT already
+    # checks the workflow row (and that it is PENDING) in its WHERE EXISTS, the unique
+    # (workflow, function_id) index serves every lookup, and a foreign-key check would lock
+    # the status row on every step. Deleting a workflow deletes its steps (ORM cascade, gc).
     workflow = models.ForeignKey(
         WorkflowStatus,
         on_delete=models.CASCADE,
         db_column="workflow_uuid",
         related_name="operations",
+        db_constraint=False,
+        db_index=False,
     )
     function_id = models.IntegerField()
     function_name = models.CharField(max_length=255)

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 
 from django_dbos.context import StartOptions, _next_start
-from django_dbos.engine.executor import ProcessExecutor, reset_executor
+from django_dbos.engine.executor import ProcessExecutor, get_executor, reset_executor
 from django_dbos.engine.threads import close_async_db_threads
+from django_dbos.models import Executor
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -23,13 +25,35 @@ postgres_only = pytest.mark.skipif(
 
 
 @pytest.fixture(autouse=True)
-def executor() -> Iterator[ProcessExecutor]:
+def executor(django_db_blocker) -> Iterator[ProcessExecutor]:
     """Each test gets its own executor (ID, pool, heartbeat), stopped afterwards."""
     _next_start.set(StartOptions())
     fresh = reset_executor()
     yield fresh
-    fresh.stop(retire=False, wait=True)
+    current = get_executor()
+    for used in {fresh, current}:
+        used.stop(retire=False, wait=True)
     close_async_db_threads()
+    registered = [e.executor_id for e in {fresh, current} if e.registered]
+    # On SQLite the row went in with the test's own transaction (and is rolled back with it).
+    if registered and connection.vendor == "postgresql":
+        with django_db_blocker.unblock():
+            _forget_executors(registered)
+
+
+def _forget_executors(executor_ids: list[str]) -> None:
+    """Executor rows are committed outside the test's transaction (as in production, outside
+    the request's): delete this test's row the same way so tests don't see each other's."""
+
+    def delete() -> None:
+        try:
+            Executor.objects.filter(executor_id__in=executor_ids).delete()
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=delete)
+    thread.start()
+    thread.join()
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import re
 import pytest
 from django.contrib import admin
 from django.contrib.admin.utils import quote
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import Permission
 from django.db import connections
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -117,7 +117,7 @@ def viewer(client, staff_user):
         Permission.objects.get(codename="view_workflowstatus"),
         Permission.objects.get(codename="view_executor"),
     )
-    client.force_login(User.objects.get(pk=staff_user.pk))
+    client.force_login(staff_user)
     return client
 
 
@@ -148,7 +148,7 @@ def test_changelist_shows_each_column(admin_client, settings):
     assert '<span title="tests.admin.wf">wf</span>' in ok
     assert '<span class="dbos-status dbos-status-success">Success</span>' in ok
     assert "emails" in ok
-    assert "Nov. 14, 2023, 11:13 p.m." in ok  # the project's time zone, not UTC
+    assert "2023-11-14 23:13:20 CET" in ok  # the project's time zone, not UTC
     assert "1.5 s" in ok
     assert '<span class="dbos-status dbos-status-error">Error</span>' in found["list-bad"]
     running = found["list-running"]
@@ -157,6 +157,12 @@ def test_changelist_shows_each_column(admin_client, settings):
     # newest first
     assert list(found) == ["list-running", "list-bad", "list-ok"]
     assert 'href="/static/django_dbos/admin.css"' in response.content.decode()
+
+    detail = admin_client.get(change_url("workflowstatus", "list-ok")).content.decode()
+    assert '<div class="readonly">2023-11-14 23:13:20.000 CET</div>' in detail  # created
+    assert '<div class="readonly">2023-11-14 23:13:21.500 CET</div>' in detail  # updated
+    assert '<div class="readonly">1.5 s</div>' in detail
+    assert "None" not in detail  # empty values show the admin's empty mark
 
 
 def test_status_filter(admin_client):
@@ -235,7 +241,7 @@ def test_changelist_query_count_does_not_grow_with_rows(admin_client):
     counts = [sql for sql in many if "COUNT(" in sql.upper()]
     assert counts, "the paginator counts"
     assert all("LIMIT" in sql.upper() for sql in counts), counts
-    listing = [sql for sql in many if "ORDER BY" in sql and "dbos_workflow_status" in sql]
+    listing = [sql for sql in many if '"created_at" DESC' in sql]
     assert len(listing) == 1
     assert '"inputs"' not in listing[0]  # the large columns stay in the database
 
@@ -321,6 +327,30 @@ def test_detail_falls_back_to_the_stored_text(admin_client):
     assert re.search(r'<pre class="dbos-value dbos-raw"[^>]*>{&quot;__dbos__&quot;: &quot;', page)
 
 
+def test_detail_cuts_long_values(admin_client):
+    run(admin_wf, 1, workflow_id="detail-long")
+    OperationOutput.objects.filter(workflow_id="detail-long").update(
+        output='"' + "x" * 30_000 + '"'
+    )
+
+    page = admin_client.get(change_url("workflowstatus", "detail-long")).content.decode()
+
+    # the repr, 30,002 characters with its quotes, cut at 20,000 (one of them the opening quote)
+    assert "&#x27;" + "x" * 19_999 + "\n… (10002 more characters)</pre>" in page
+
+
+def test_ids_that_need_quoting_in_urls(admin_client):
+    run(parent_wf, 1, workflow_id="odd/id_1?x")
+
+    listing = admin_client.get(reverse(CHANGELIST), {"q": "odd/id_1?"})
+    assert set(rows(listing)) == {"odd/id_1?x", "odd/id_1?x-2"}
+    page = admin_client.get(change_url("workflowstatus", "odd/id_1?x"))
+    assert page.status_code == 200
+    child = "odd/id_1?x-2"
+    assert f'<a href="{change_url("workflowstatus", child)}">{child}</a>' in page.content.decode()
+    assert admin_client.get(change_url("workflowstatus", child)).status_code == 200
+
+
 def test_detail_shows_every_column():
     shown_as = {
         "status": "status_badge",
@@ -331,10 +361,11 @@ def test_detail_shows_every_column():
         "executor_id": "executor_link",
         "parent_workflow_id": "parent_link",
         "forked_from": "forked_from_link",
-        "created_at": "created",
-        "updated_at": "updated",
-        "started_at_epoch_ms": "started",
-        "workflow_deadline_epoch_ms": "deadline",
+        "workflow_uuid": "workflow_id",
+        "created_at": "created_time",
+        "updated_at": "updated_time",
+        "started_at_epoch_ms": "started_time",
+        "workflow_deadline_epoch_ms": "deadline_time",
         "workflow_timeout_ms": "timeout",
     }
     fields = [name for _, options in WorkflowStatusAdmin.fieldsets for name in options["fields"]]
@@ -368,6 +399,14 @@ def test_staff_without_view_permission_is_forbidden(client, staff_user):
 
     assert client.get(reverse(CHANGELIST)).status_code == 403
     assert client.get(change_url("workflowstatus", "perm-2")).status_code == 403
+    assert client.get(reverse(EXECUTORS)).status_code == 403
+
+
+def test_each_model_needs_its_own_view_permission(client, staff_user):
+    staff_user.user_permissions.add(Permission.objects.get(codename="view_workflowstatus"))
+    client.force_login(staff_user)
+
+    assert client.get(reverse(CHANGELIST)).status_code == 200
     assert client.get(reverse(EXECUTORS)).status_code == 403
 
 
@@ -439,7 +478,7 @@ def test_executors_list_shows_liveness(admin_client, settings):
     dead = found["dead-one"]
     assert "icon-no.svg" in dead
     assert "old-host" in dead and "4242" in dead and "v0" in dead
-    assert "Nov. 14, 2023, 11:13 p.m." in dead
+    assert "2023-11-14 23:13:20 CET" in dead
     assert set(rows(admin_client.get(url, {"alive": "yes"}))) == {executor_id}
     assert set(rows(admin_client.get(url, {"alive": "no"}))) == {"dead-one"}
     detail = admin_client.get(change_url("executor", "dead-one"))

@@ -27,8 +27,8 @@ def test_bad_settings_are_reported_as_e001():
         Error(
             "settings.DBOS has an unknown key 'COLOUR'; known keys: APPLICATION_VERSION, "
             "DATABASE, ENCRYPTION_KEYS, EXECUTOR_ID, EXECUTOR_TIMEOUT, HEARTBEAT_INTERVAL, "
-            "MAX_RECOVERY_ATTEMPTS, POLL_INTERVAL, RECOVERY_INTERVAL, SERIALIZER, "
-            "SHUTDOWN_GRACE_PERIOD, WORKER_THREADS, WORKFLOWS_MODULE.",
+            "MAX_RECOVERY_ATTEMPTS, POLL_INTERVAL, PREPARED_STATEMENTS, RECOVERY_INTERVAL, "
+            "SERIALIZER, SHUTDOWN_GRACE_PERIOD, WORKER_THREADS, WORKFLOWS_MODULE.",
             hint="Fix settings.DBOS; see docs/settings.md.",
             id="django_dbos.E001",
         ),

@@ -138,3 +138,24 @@ def test_recover_workflow_helper_replays_in_this_thread(executor):
     crashed_workflow("helper-1", after_step=3)
     assert recover_workflow("helper-1") == ["before", 1, "after"]
     assert recover_workflow("helper-1") == ["before", 1, "after"]  # already finished
+
+
+def test_dead_executors_with_nothing_left_are_forgotten(executor):
+    crashed_workflow("forget-1")
+    kill_executor(executor.executor_id)
+    Executor.objects.create(executor_id="long-gone", hostname="h", pid=1, last_heartbeat=0)
+    survivor = reset_executor()
+    [handle] = adopt_orphans(survivor)
+    handle.get_result(timeout=10)
+    adopt_orphans(survivor)
+    remaining = set(Executor.objects.values_list("executor_id", flat=True))
+    assert "long-gone" not in remaining
+    assert survivor.executor_id in remaining
+
+
+def test_a_dead_executor_that_still_owns_pending_work_is_kept(executor, settings):
+    crashed_workflow("keep-1")
+    WorkflowStatus.objects.filter(pk="keep-1").update(application_version="another-version")
+    kill_executor(executor.executor_id)
+    adopt_orphans(reset_executor())
+    assert Executor.objects.filter(executor_id=executor.executor_id).exists()

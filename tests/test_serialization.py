@@ -5,6 +5,7 @@ Pure Python: nothing here touches the database.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import datetime as dt
 import enum
@@ -412,6 +413,29 @@ def test_dbos_timeout_error_is_still_a_builtin_timeout_error() -> None:
 def test_builtin_exceptions_round_trip(exc: BaseException) -> None:
     got = roundtrip(exc)
     assert type(got) is type(exc) and got.args == exc.args and str(got) == str(exc)
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_recorded_error_keeps_its_stored_path() -> None:
+    """Rows name RecordedError ``django_dbos.serialization:RecordedError``; they still read back."""
+    assert path_of(RecordedError) == "django_dbos.serialization:RecordedError"
+    text = JSONSerializer().dumps(RecordedError("gone.Error", "card declined"))
+    assert json.loads(text)["cls"] == "django_dbos.serialization:RecordedError"
+    stored = (  # as written before serialization became a package
+        '{"__dbos__":"exception","cls":"django_dbos.serialization:RecordedError",'
+        '"str":"gone.Error: card declined","args":["gone.Error","card declined"],'
+        '"attrs":{"type_name":"gone.Error","message":"card declined"}}'
+    )
+    for got in [JSONSerializer().loads(stored), JSONSerializer().loads(text)]:
+        assert type(got) is RecordedError
+        assert (got.type_name, got.message) == ("gone.Error", "card declined")
+    pickled = base64.b64encode(  # a pickle names the class by the same module path
+        b"\x80\x05\x95Z\x00\x00\x00\x00\x00\x00\x00\x8c\x19django_dbos.serialization\x94\x8c\r"
+        b"RecordedError\x94\x93\x94\x8c\x01P\x94\x8c\x01q\x94\x86\x94R\x94}\x94(\x8c\ttype_name"
+        b"\x94h\x03\x8c\x07message\x94h\x04ub."
+    ).decode()
+    got = PickleSerializer().loads(pickled)
+    assert type(got) is RecordedError and str(got) == "P: q"
 
 
 def test_exception_whose_init_takes_other_arguments_keeps_args_and_attributes() -> None:

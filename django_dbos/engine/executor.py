@@ -57,6 +57,7 @@ class ProcessExecutor:
         self.threads = dbos_settings().WORKER_THREADS
         self._lock = threading.Lock()
         self._started = False
+        self.registered = False
         self._pool: WorkflowPool | None = None
         self._heartbeat_stop = threading.Event()
         self._heartbeat_thread: threading.Thread | None = None
@@ -75,14 +76,44 @@ class ProcessExecutor:
         with self._lock:
             if self._started:
                 return
-            system_db.register_executor(
-                self.executor_id, socket.gethostname(), os.getpid(), application_version()
-            )
+            self._register_outside_callers_transaction()
+            self.registered = True
             self._heartbeat_thread = threading.Thread(
                 target=self._heartbeat_loop, name="dbos-heartbeat", daemon=True
             )
             self._heartbeat_thread.start()
             self._started = True
+
+    def _register_outside_callers_transaction(self) -> None:
+        """The executor row must commit now, whatever the caller's transaction does (a view
+        under ATOMIC_REQUESTS, a test): write it from a short-lived thread of its own.
+
+        Not on SQLite inside a transaction: there the caller holds the one write lock, so the
+        thread could never write; the row goes in with the caller's transaction instead (and
+        the heartbeat puts it back if that transaction rolls back)."""
+        caller = system_db.connection()
+        if caller.vendor == "sqlite" and caller.in_atomic_block:
+            system_db.register_executor(
+                self.executor_id, socket.gethostname(), os.getpid(), application_version()
+            )
+            return
+        errors: list[BaseException] = []
+
+        def register() -> None:
+            try:
+                system_db.register_executor(
+                    self.executor_id, socket.gethostname(), os.getpid(), application_version()
+                )
+            except BaseException as exc:  # re-raised in the caller's thread
+                errors.append(exc)
+            finally:
+                connections.close_all()
+
+        thread = threading.Thread(target=register, name="dbos-register-executor")
+        thread.start()
+        thread.join()
+        if errors:
+            raise errors[0]
 
     def _heartbeat_loop(self) -> None:
         interval = dbos_settings().HEARTBEAT_INTERVAL

@@ -125,4 +125,6 @@ def adopt_orphans(executor: ProcessExecutor | None = None) -> list[WorkflowHandl
         handle = recover_workflow(workflow_id, dead_executor)
         if handle is not None:
             handles.append(handle)
+    if len(orphans) < slots:  # everything adoptable is adopted: the dead have nothing left
+        system_db.forget_dead_executors(dbos_settings().EXECUTOR_TIMEOUT)
     return handles

@@ -18,6 +18,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 
 from django_dbos.conf import dbos_settings
 from django_dbos.context import Checkpoint
+from django_dbos.engine import statements
 from django_dbos.models import Executor, WorkflowStatus, WorkflowStatusString, now_ms
 
 PENDING = WorkflowStatusString.PENDING.value
@@ -78,6 +79,17 @@ _RECORD_STEP_SQL = (
     "ON CONFLICT (workflow_uuid, function_id) DO NOTHING"
 )
 
+# PostgreSQL binds parameters on the server when the statement is prepared: values in a SELECT
+# list need their types spelled out.
+_RECORD_STEP_PG_SQL = (
+    f"INSERT INTO {STEPS_TABLE} (workflow_uuid, function_id, function_name, output, error, "
+    "child_workflow_id, started_at_epoch_ms, completed_at_epoch_ms) "
+    "SELECT %s::varchar, %s::integer, %s::varchar, %s::text, %s::text, %s::varchar, "
+    "%s::bigint, %s::bigint "
+    f"WHERE EXISTS (SELECT 1 FROM {STATUS_TABLE} WHERE workflow_uuid = %s AND status = %s) "
+    "ON CONFLICT (workflow_uuid, function_id) DO NOTHING"
+)
+
 _FINISH_SQL = (
     f"UPDATE {STATUS_TABLE} SET status = %s, output = %s, error = %s, updated_at = %s "
     "WHERE workflow_uuid = %s AND status = %s"
@@ -109,9 +121,8 @@ def insert_workflow(values: dict[str, Any]) -> bool:
     """INSERT the status row unless the ID exists; True when this call created it."""
     row = {column: None for column in _STATUS_COLUMNS}
     row.update(values)
-    with connection().cursor() as cursor:
-        cursor.execute(_INSERT_STATUS_SQL, [row[column] for column in _STATUS_COLUMNS])
-        return cursor.fetchone() is not None
+    params = [row[column] for column in _STATUS_COLUMNS]
+    return statements.execute(connection(), _INSERT_STATUS_SQL, params, fetch=True).row is not None
 
 
 def get_summary(workflow_id: str) -> WorkflowSummary | None:
@@ -137,32 +148,30 @@ def record_operation(
 ) -> bool:
     """INSERT a checkpoint; False when the workflow is no longer PENDING or the slot is taken."""
     finished = now_ms()
-    with (using or connection()).cursor() as cursor:
-        cursor.execute(
-            _RECORD_STEP_SQL,
-            [
-                workflow_id,
-                function_id,
-                function_name,
-                output,
-                error,
-                child_workflow_id,
-                started_at_ms if started_at_ms is not None else finished,
-                finished,
-                workflow_id,
-                PENDING,
-            ],
-        )
-        return cursor.rowcount == 1
+    params = [
+        workflow_id,
+        function_id,
+        function_name,
+        output,
+        error,
+        child_workflow_id,
+        started_at_ms if started_at_ms is not None else finished,
+        finished,
+        workflow_id,
+        PENDING,
+    ]
+    result = statements.execute(
+        using or connection(), _RECORD_STEP_SQL, params, pg_sql=_RECORD_STEP_PG_SQL
+    )
+    return result.rowcount == 1
 
 
 def finish_workflow(
     workflow_id: str, status: str, *, output: str | None = None, error: str | None = None
 ) -> bool:
     """The one UPDATE that ends a workflow; False when it was no longer PENDING."""
-    with connection().cursor() as cursor:
-        cursor.execute(_FINISH_SQL, [status, output, error, now_ms(), workflow_id, PENDING])
-        return cursor.rowcount == 1
+    params = [status, output, error, now_ms(), workflow_id, PENDING]
+    return statements.execute(connection(), _FINISH_SQL, params).rowcount == 1
 
 
 def load_checkpoints(workflow_id: str) -> dict[int, Checkpoint]:
@@ -226,6 +235,20 @@ def executor_is_alive(executor_id: str | None, timeout_s: float) -> bool:
         .filter(executor_id=executor_id, last_heartbeat__gte=cutoff)
         .exists()
     )
+
+
+def forget_dead_executors(timeout_s: float) -> int:
+    """Delete executors that are dead and own no PENDING workflow (nothing left to adopt)."""
+    cutoff = now_ms() - int(timeout_s * 1000)
+    alias = dbos_settings().DATABASE
+    busy = WorkflowStatus.objects.using(alias).pending().values("executor_id")
+    deleted, _ = (
+        Executor.objects.using(alias)
+        .filter(last_heartbeat__lt=cutoff)
+        .exclude(executor_id__in=busy)
+        .delete()
+    )
+    return deleted
 
 
 def orphaned_workflows(version: str, timeout_s: float, limit: int) -> list[tuple[str, str | None]]:
