@@ -24,9 +24,9 @@ class DjangoDBOSConfig(AppConfig):
 def discover_workflow_modules() -> None:
     """Import every installed app's ``workflows`` module so its decorators register.
 
-    A module that fails to import is recorded, not raised: the ``django_dbos.E003`` check reports
-    it with its traceback, so ``runserver``/``migrate`` stay usable while the worker refuses to
-    start on broken code.
+    A module that fails to import is recorded, not raised from ``ready()``: the
+    ``django_dbos.E003`` check reports it with its traceback, so every management command stops
+    with a readable error naming the module instead of a bare import traceback.
     """
     from django_dbos.conf import dbos_settings
     from django_dbos.registry import registry

@@ -72,8 +72,8 @@ def check_workflow_modules(app_configs: Any = None, **kwargs: Any) -> list[Check
 def check_sqlite_mode(app_configs: Any = None, databases: Any = None, **kwargs: Any):
     """SQLite needs WAL (readers beside the writer) and IMMEDIATE transactions (no deadlocks)."""
     alias = conf.dbos_settings().DATABASE
-    if databases is not None and alias not in databases:
-        return []
+    if not databases or alias not in databases:
+        return []  # like Django's own database checks: only when a command names the database
     if alias not in connections.settings:
         return []
     connection = connections[alias]

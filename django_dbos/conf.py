@@ -44,7 +44,7 @@ class DBOSSettings:
     SHUTDOWN_GRACE_PERIOD: float = 30.0
     """Seconds a stopping worker waits for running workflows to reach a checkpoint."""
     POLL_INTERVAL: float = 0.5
-    """Longest pause between two looks at the database while waiting for a result (SQLite)."""
+    """Longest pause between two looks at the database while waiting for a result."""
     PREPARED_STATEMENTS: bool = True
     """Prepare the hot-path statements on PostgreSQL (turn off behind PgBouncer < 1.21)."""
 
@@ -130,7 +130,11 @@ def dbos_settings() -> DBOSSettings:
     for key, value in user.items():
         if key in _TYPES and key not in bad_keys:
             values[key] = tuple(value) if key == "ENCRYPTION_KEYS" else value
-    return dataclasses.replace(DEFAULTS, **values)
+    merged = dataclasses.replace(DEFAULTS, **values)
+    if merged.EXECUTOR_TIMEOUT <= merged.HEARTBEAT_INTERVAL:
+        # E001 reports it; meanwhile never take live executors for dead
+        merged = dataclasses.replace(merged, EXECUTOR_TIMEOUT=6 * merged.HEARTBEAT_INTERVAL)
+    return merged
 
 
 @receiver(setting_changed)

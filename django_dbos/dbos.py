@@ -33,12 +33,28 @@ class StepOptions(TypedDict, total=False):
     backoff_rate: float
 
 
+def _no_bare_use(func: Any, decorator: str) -> None:
+    if func is not None:
+        raise DBOSConfigurationError(
+            f"Use @DBOS.{decorator}() with parentheses (options are keyword arguments)."
+        )
+
+
 def _check_name(name: str | None, what: str) -> None:
     if name is not None and (not isinstance(name, str) or not name):
         raise DBOSConfigurationError(f"{what} name must be a non-empty string, not {name!r}.")
 
 
+_STEP_OPTIONS = frozenset(StepOptions.__annotations__) - {"name"}
+
+
 def _step_config(name: str, options: dict[str, Any]) -> steps.StepConfig:
+    unknown = set(options) - _STEP_OPTIONS
+    if unknown:
+        raise DBOSConfigurationError(
+            f"Step {name!r}: unknown option(s) {sorted(unknown)}; "
+            f"the options are {sorted(_STEP_OPTIONS | {'name'})}."
+        )
     config = steps.StepConfig(name=name, **options)
     if not isinstance(config.max_attempts, int) or config.max_attempts < 1:
         raise DBOSConfigurationError(
@@ -91,10 +107,11 @@ class DBOS(metaclass=_DBOSMeta):
 
     @staticmethod
     def workflow(
-        *, name: str | None = None, max_recovery_attempts: int | None = None
+        _func: Any = None, *, name: str | None = None, max_recovery_attempts: int | None = None
     ) -> Callable[[F], F]:
         """Make a function a durable workflow: its steps are checkpointed and it survives
         crashes. Sync and ``async def`` functions are both supported."""
+        _no_bare_use(_func, "workflow")
         _check_name(name, "Workflow")
         if max_recovery_attempts is not None and (
             not isinstance(max_recovery_attempts, int) or max_recovery_attempts < 0
@@ -134,6 +151,7 @@ class DBOS(metaclass=_DBOSMeta):
 
     @staticmethod
     def step(
+        _func: Any = None,
         *,
         name: str | None = None,
         retries_allowed: bool = False,
@@ -143,6 +161,7 @@ class DBOS(metaclass=_DBOSMeta):
     ) -> Callable[[F], F]:
         """Make a function a step: inside a workflow its result is checkpointed and never
         recomputed after a crash; outside one it is an ordinary call."""
+        _no_bare_use(_func, "step")
         _check_name(name, "Step")
         options = {
             "retries_allowed": retries_allowed,
@@ -172,10 +191,15 @@ class DBOS(metaclass=_DBOSMeta):
 
     @staticmethod
     def transaction(
-        *, using: str | None = None, isolation_level: str | None = None, name: str | None = None
+        _func: Any = None,
+        *,
+        using: str | None = None,
+        isolation_level: str | None = None,
+        name: str | None = None,
     ) -> Callable[[F], F]:
         """A step whose body runs in ``transaction.atomic(using)`` and whose checkpoint commits
         in the same transaction: its ORM writes happen exactly once."""
+        _no_bare_use(_func, "transaction")
         _check_name(name, "Transaction")
         system_alias = dbos_settings().DATABASE
         alias = using or system_alias

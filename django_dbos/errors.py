@@ -91,7 +91,8 @@ class DBOSUnexpectedStepError(DBOSException):
         super().__init__(
             f"Workflow {workflow_id!r} step {step_id}: the code now calls {expected_name!r} "
             f"but the recorded history has {recorded_name!r}. Workflow code must call the same "
-            "steps in the same order on every run; use DBOS.patch() to change a live workflow.",
+            "steps in the same order on every run. Change a workflow's code only when no run of "
+            "it is pending, or deploy the change as a new application version.",
             workflow_id=workflow_id,
             step_id=step_id,
             expected_name=expected_name,
@@ -131,7 +132,7 @@ class DBOSMaxRecoveryAttemptsExceededError(DBOSException):
     def __init__(self, workflow_id: str, max_recovery_attempts: int) -> None:
         super().__init__(
             f"Workflow {workflow_id!r} exceeded its {max_recovery_attempts} recovery attempts and "
-            "was moved to MAX_RECOVERY_ATTEMPTS_EXCEEDED. Fix the cause, then resume it.",
+            "was moved to MAX_RECOVERY_ATTEMPTS_EXCEEDED; it will not be recovered again.",
             workflow_id=workflow_id,
             max_recovery_attempts=max_recovery_attempts,
         )

@@ -159,3 +159,36 @@ def test_a_dead_executor_that_still_owns_pending_work_is_kept(executor, settings
     kill_executor(executor.executor_id)
     adopt_orphans(reset_executor())
     assert Executor.objects.filter(executor_id=executor.executor_id).exists()
+
+
+def test_calling_again_after_a_crash_in_this_process_resumes_it(executor):
+    crashed_workflow("same-process", after_step=1)
+    with SetWorkflowID("same-process"):
+        assert wf.ledger_workflow("same-process") == ["before", 1, "after"]
+    assert Run.objects.filter(key="same-process", step="before").count() == 1
+
+
+def test_an_async_orphan_called_again_is_adopted_from_async_code(executor):
+    import asyncio
+
+    wf.calls.clear()
+    with simulate_crash(after_step=1), SetWorkflowID("async-orphan"):
+        asyncio.run(wf.async_workflow(3))
+    kill_executor(executor.executor_id)
+    reset_executor()
+
+    async def again():
+        with SetWorkflowID("async-orphan"):
+            return await wf.async_workflow(3)
+
+    assert asyncio.run(again()) == [6, 7, "async-orphan"]
+    assert wf.calls["async_double"] == 1
+
+
+def test_a_zombie_execution_cannot_finish_a_workflow_it_no_longer_owns(executor):
+    from django_dbos.engine import system_db as sdb
+
+    crashed_workflow("zombie")
+    WorkflowStatus.objects.filter(pk="zombie").update(executor_id="the-adopter")
+    assert not sdb.finish_workflow("zombie", "SUCCESS", executor.executor_id, output="1")
+    assert WorkflowStatus.objects.get(pk="zombie").status == "PENDING"

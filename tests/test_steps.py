@@ -138,3 +138,14 @@ def test_step_id_and_workflow_id_are_visible_inside():
     with SetWorkflowID("wf-ids"):
         assert ids() == [None, "wf-ids", 1, "wf-ids", 2]
     assert DBOS.workflow_id is None
+
+
+def test_decorators_without_parentheses_and_unknown_options_are_clear_errors():
+    with pytest.raises(DBOSConfigurationError, match=r"@DBOS.workflow\(\) with parentheses"):
+        DBOS.workflow(lambda: None)
+    with pytest.raises(DBOSConfigurationError, match=r"@DBOS.step\(\) with parentheses"):
+        DBOS.step(lambda: None)
+    with pytest.raises(DBOSConfigurationError, match=r"@DBOS.transaction\(\) with parentheses"):
+        DBOS.transaction(lambda: None)
+    with pytest.raises(DBOSConfigurationError, match="unknown option.*retries"):
+        DBOS.run_step({"retries": 3}, print)

@@ -144,3 +144,31 @@ def test_serialization_failures_are_retried():
     assert sorted(results.values()) == [0, 1]
     assert Ledger.objects.filter(key="shared").count() == 2
     assert len(attempts) == 3  # one of the two ran again after a serialization failure
+
+
+@postgres_only
+def test_an_isolation_level_inside_an_outer_atomic_block_is_a_clear_error():
+    @DBOS.transaction(name="tests.iso_nested", isolation_level="SERIALIZABLE")
+    def iso_nested():
+        return Ledger.objects.count()
+
+    with transaction.atomic(), pytest.raises(DBOSConfigurationError, match="outer transaction"):
+        iso_nested()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_isolation_level_applies_outside_workflows_too():
+    @DBOS.transaction(name="tests.iso_level", isolation_level="REPEATABLE READ")
+    def iso_level():
+        if connection.vendor != "postgresql":
+            return "repeatable read"
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW transaction_isolation")
+            return cursor.fetchone()[0]
+
+    @DBOS.workflow(name="tests.iso_level_wf")
+    def iso_level_wf():
+        return iso_level()
+
+    assert iso_level() == "repeatable read"
+    assert iso_level_wf() == "repeatable read"

@@ -23,6 +23,7 @@ from django_dbos.errors import (
 )
 from django_dbos.models import WorkflowStatusString
 from django_dbos.registry import registry
+from django_dbos.signals import send_after_commit, workflow_finished
 
 logger = logging.getLogger(__name__)
 S = WorkflowStatusString
@@ -41,17 +42,29 @@ def _claim(summary: system_db.WorkflowSummary, from_executor: str | None) -> Wor
         error = DBOSWorkflowFunctionNotFoundError(summary.name, summary.workflow_id)
         logger.error("%s", error)
         system_db.finish_workflow(
-            summary.workflow_id, S.ERROR, error=serialization.serialize_exception(error)
+            summary.workflow_id,
+            S.ERROR,
+            executor.executor_id,
+            error=serialization.serialize_exception(error),
         )
         return None
     limit = definition.max_recovery_attempts
     if limit is None:
         limit = dbos_settings().MAX_RECOVERY_ATTEMPTS
     if attempts > limit:
-        logger.error("%s", DBOSMaxRecoveryAttemptsExceededError(summary.workflow_id, limit))
-        system_db.set_status(
+        error = DBOSMaxRecoveryAttemptsExceededError(summary.workflow_id, limit)
+        logger.error("%s", error)
+        if system_db.set_status(
             summary.workflow_id, S.MAX_RECOVERY_ATTEMPTS_EXCEEDED, only_if=[S.PENDING]
-        )
+        ):
+            send_after_commit(
+                workflow_finished,
+                sender=summary.name,
+                workflow_id=summary.workflow_id,
+                name=summary.name,
+                status=S.MAX_RECOVERY_ATTEMPTS_EXCEEDED,
+                error=error,
+            )
         return None
     logger.info(
         "Recovering workflow %s (%s), attempt %d, from executor %s",
@@ -65,10 +78,15 @@ def _claim(summary: system_db.WorkflowSummary, from_executor: str | None) -> Wor
 
 
 def adopt_if_orphaned(summary: system_db.WorkflowSummary) -> WorkflowContext | None:
-    """Claim a PENDING workflow whose executor is dead (None if it is alive or not ours to run)."""
+    """Claim a PENDING workflow that nobody runs (None if it is running or not ours to run):
+    its executor is dead, or it is this process, which is not running it (it was interrupted,
+    e.g. by a simulated crash)."""
     if summary.application_version != application_version():
         return None
-    if system_db.executor_is_alive(summary.executor_id, dbos_settings().EXECUTOR_TIMEOUT):
+    ours = summary.executor_id == get_executor().executor_id
+    if not ours and system_db.executor_is_alive(
+        summary.executor_id, dbos_settings().EXECUTOR_TIMEOUT
+    ):
         return None
     return _claim(summary, summary.executor_id)
 
@@ -77,11 +95,6 @@ def _submit(summary: system_db.WorkflowSummary, ctx: WorkflowContext) -> Future[
     definition = registry.get_workflow(summary.name, summary.workflow_id)
     args, kwargs = serialization.deserialize_args(summary.inputs or "")
     return get_executor().submit(run_in_pool, definition, ctx, args, kwargs, True)
-
-
-def recover_in_background(summary: system_db.WorkflowSummary) -> Future[Any] | None:
-    ctx = adopt_if_orphaned(summary)
-    return _submit(summary, ctx) if ctx is not None else None
 
 
 def recover_workflow(workflow_id: str, from_executor: str | None) -> WorkflowHandle | None:

@@ -11,16 +11,19 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.db import DatabaseError, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 from django_dbos import serialization
 from django_dbos.context import Checkpoint, WorkflowContext, current_workflow
 from django_dbos.engine import system_db
 from django_dbos.engine.threads import in_event_loop, run_blocking, to_thread
 from django_dbos.errors import (
+    DBOSConfigurationError,
     DBOSMaxStepRetriesExceeded,
     DBOSSerializationError,
     DBOSWorkflowCancelledError,
@@ -257,11 +260,30 @@ class _CheckpointRefused(Exception):
     """Rolls the transaction back when its checkpoint could not be written."""
 
 
+@contextmanager
+def _atomic(config: TransactionConfig) -> Iterator[BaseDatabaseWrapper]:
+    """``transaction.atomic`` at the requested isolation level (PostgreSQL; SQLite transactions
+    are always serializable). A level can only be set on an outermost transaction."""
+    conn = connections[config.using]
+    if config.isolation_level and conn.vendor == "postgresql" and conn.in_atomic_block:
+        raise DBOSConfigurationError(
+            f"Transaction {config.name!r} asks for isolation_level="
+            f"{config.isolation_level!r} but runs inside an outer transaction.atomic() (or "
+            "ATOMIC_REQUESTS), whose isolation level is already fixed. Call it outside the "
+            "atomic block, or drop isolation_level."
+        )
+    with transaction.atomic(using=config.using):
+        if config.isolation_level and conn.vendor == "postgresql":
+            with conn.cursor() as cursor:
+                cursor.execute(f"SET TRANSACTION ISOLATION LEVEL {config.isolation_level}")
+        yield conn
+
+
 def run_transaction(config: TransactionConfig, fn: Callable[..., Any], args: Any, kwargs: Any):
     """The body and its checkpoint commit together: the ORM writes happen exactly once."""
     ctx = current_workflow()
     if ctx is None or ctx.in_step:
-        with transaction.atomic(using=config.using):
+        with _atomic(config):
             return fn(*args, **kwargs)
     if in_event_loop():
         return run_blocking(run_transaction, config, fn, args, kwargs)
@@ -274,10 +296,7 @@ def run_transaction(config: TransactionConfig, fn: Callable[..., Any], args: Any
     for attempt in range(1, _TRANSACTION_ATTEMPTS + 1):
         body_done = False
         try:
-            with transaction.atomic(using=config.using):
-                if config.isolation_level and conn.vendor == "postgresql":
-                    with conn.cursor() as cursor:
-                        cursor.execute(f"SET TRANSACTION ISOLATION LEVEL {config.isolation_level}")
+            with _atomic(config):
                 ctx.in_step, ctx.step_id = True, function_id
                 try:
                     value = fn(*args, **kwargs)
@@ -296,6 +315,8 @@ def run_transaction(config: TransactionConfig, fn: Callable[..., Any], args: Any
                     raise _CheckpointRefused
         except _CheckpointRefused:
             raise refused_checkpoint(ctx, function_id) from None
+        except DBOSConfigurationError:
+            raise  # a programming error, not the transaction's outcome: nothing is recorded
         except DatabaseError as exc:
             if body_done and not nested and _committed_anyway(ctx, function_id, config.using):
                 break  # the connection died around COMMIT, but the checkpoint is there

@@ -90,9 +90,11 @@ _RECORD_STEP_PG_SQL = (
     "ON CONFLICT (workflow_uuid, function_id) DO NOTHING"
 )
 
+# Only the execution that owns the workflow may end it: a zombie execution (its executor was
+# taken for dead and the workflow adopted) finishes nothing.
 _FINISH_SQL = (
     f"UPDATE {STATUS_TABLE} SET status = %s, output = %s, error = %s, updated_at = %s "
-    "WHERE workflow_uuid = %s AND status = %s"
+    "WHERE workflow_uuid = %s AND status = %s AND executor_id = %s"
 )
 
 
@@ -167,10 +169,16 @@ def record_operation(
 
 
 def finish_workflow(
-    workflow_id: str, status: str, *, output: str | None = None, error: str | None = None
+    workflow_id: str,
+    status: str,
+    executor_id: str,
+    *,
+    output: str | None = None,
+    error: str | None = None,
 ) -> bool:
-    """The one UPDATE that ends a workflow; False when it was no longer PENDING."""
-    params = [status, output, error, now_ms(), workflow_id, PENDING]
+    """The one UPDATE that ends a workflow; False when it is no longer PENDING or no longer
+    owned by ``executor_id``."""
+    params = [status, output, error, now_ms(), workflow_id, PENDING, executor_id]
     return statements.execute(connection(), _FINISH_SQL, params).rowcount == 1
 
 

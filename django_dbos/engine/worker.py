@@ -68,6 +68,8 @@ def shutdown(executor: ProcessExecutor, grace_period: float | None = None) -> li
             time.monotonic() - started,
             ", ".join(stragglers),
         )
-    executor.stop(retire=True)
+    # With stragglers still inside user code, stay "alive" until this process is gone: they are
+    # adopted once the heartbeat goes stale, never while they may still be writing.
+    executor.stop(retire=not stragglers)
     connections.close_all()
     return stragglers

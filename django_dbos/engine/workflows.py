@@ -34,7 +34,6 @@ from django_dbos.engine.threads import in_event_loop, run_blocking, to_thread
 from django_dbos.errors import (
     DBOSAwaitedWorkflowCancelledError,
     DBOSConflictingWorkflowError,
-    DBOSException,
     DBOSMaxRecoveryAttemptsExceededError,
     DBOSNonExistentWorkflowError,
     DBOSWorkflowCancelledError,
@@ -62,6 +61,18 @@ class Prepared:
     ctx: WorkflowContext | None = None
     existing: system_db.WorkflowSummary | None = None
     is_child: bool = False
+    recovered: bool = False
+
+    def inputs(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any], bool]:
+        """What to run the body with: the recorded inputs when this call adopted the workflow."""
+        if self.recovered and self.existing is not None:
+            recorded_args, recorded_kwargs = serialization.deserialize_args(
+                self.existing.inputs or ""
+            )
+            return recorded_args, recorded_kwargs, True
+        return args, kwargs, False
 
 
 def prepare(
@@ -134,6 +145,11 @@ def prepare(
     if existing.name != definition.name:
         raise DBOSConflictingWorkflowError(workflow_id, existing.name, definition.name)
     prepared.existing = existing
+    if existing.status == S.PENDING and not executor.is_running_here(workflow_id):
+        from django_dbos.engine.recovery import adopt_if_orphaned  # recovery imports us
+
+        prepared.ctx = adopt_if_orphaned(existing)
+        prepared.recovered = prepared.ctx is not None
     return prepared
 
 
@@ -164,7 +180,9 @@ def _started(ctx: WorkflowContext, recovered: bool) -> None:
 
 
 def _finish(ctx: WorkflowContext, status: str, output: str | None, error_text: str | None):
-    if not system_db.finish_workflow(ctx.workflow_id, status, output=output, error=error_text):
+    if not system_db.finish_workflow(
+        ctx.workflow_id, status, ctx.executor_id, output=output, error=error_text
+    ):
         summary = system_db.get_summary(ctx.workflow_id)
         if summary is not None and summary.status == S.CANCELLED:
             raise DBOSWorkflowCancelledError(ctx.workflow_id)
@@ -192,8 +210,17 @@ def _failed(ctx: WorkflowContext, exc: BaseException) -> None:
     """Record how the body ended; always re-raised by the caller."""
     if isinstance(exc, DBOSWorkflowCancelledError):
         if exc.workflow_id == ctx.workflow_id:
-            if ctx.stop_reason == "timeout":
-                system_db.set_status(ctx.workflow_id, S.CANCELLED, only_if=[S.PENDING])
+            if ctx.stop_reason == "timeout" and system_db.set_status(
+                ctx.workflow_id, S.CANCELLED, only_if=[S.PENDING]
+            ):
+                send_after_commit(
+                    workflow_finished,
+                    sender=ctx.name,
+                    workflow_id=ctx.workflow_id,
+                    name=ctx.name,
+                    status=S.CANCELLED,
+                    error=None,
+                )
             return
         exc = DBOSAwaitedWorkflowCancelledError(exc.workflow_id)
     if isinstance(exc, DBOSWorkflowConflictIDError | DBOSWorkflowInterrupted):
@@ -258,13 +285,6 @@ async def execute_async(
         _ended(ctx)
 
 
-def _child_boundary(workflow_id: str, exc: BaseException) -> BaseException:
-    """A child's cancellation reaches its parent as an ordinary, catchable error."""
-    if isinstance(exc, DBOSWorkflowCancelledError) and exc.workflow_id == workflow_id:
-        return DBOSAwaitedWorkflowCancelledError(workflow_id)
-    return exc
-
-
 # -- calling a workflow --------------------------------------------------------------------
 
 
@@ -272,18 +292,15 @@ def call_workflow(definition: WorkflowDefinition, args: tuple[Any, ...], kwargs:
     """A direct call: runs the workflow inline in this thread, durably."""
     if in_event_loop():
         return run_blocking(call_workflow, definition, args, kwargs)
-    parent = _parent()
-    prepared = prepare(definition, args, kwargs, parent, take_start_options())
+    prepared = prepare(definition, args, kwargs, _parent(), take_start_options())
     if prepared.ctx is None:
-        return _resolve_existing(prepared)
+        return _recorded_or_awaited(prepared)
     try:
-        return execute(definition, prepared.ctx, args, kwargs)
+        return execute(definition, prepared.ctx, *prepared.inputs(args, kwargs))
     except DBOSWorkflowConflictIDError:
         return WorkflowHandle(prepared.workflow_id).get_result()
-    except BaseException as exc:
-        if prepared.is_child:
-            raise _child_boundary(prepared.workflow_id, exc) from None
-        raise
+    except DBOSWorkflowCancelledError as exc:
+        raise _cancelled_for_caller(prepared.workflow_id, exc) from None
 
 
 async def call_workflow_async(
@@ -293,15 +310,21 @@ async def call_workflow_async(
     options = take_start_options()
     prepared = await to_thread(prepare, definition, args, kwargs, parent, options)
     if prepared.ctx is None:
-        return await to_thread(_resolve_existing, prepared)
+        return await WorkflowHandleAsync(prepared.workflow_id).get_result()
     try:
-        return await execute_async(definition, prepared.ctx, args, kwargs)
+        return await execute_async(definition, prepared.ctx, *prepared.inputs(args, kwargs))
     except DBOSWorkflowConflictIDError:
         return await WorkflowHandleAsync(prepared.workflow_id).get_result()
-    except BaseException as exc:
-        if prepared.is_child:
-            raise _child_boundary(prepared.workflow_id, exc) from None
-        raise
+    except DBOSWorkflowCancelledError as exc:
+        raise _cancelled_for_caller(prepared.workflow_id, exc) from None
+
+
+def _cancelled_for_caller(workflow_id: str, exc: DBOSWorkflowCancelledError) -> BaseException:
+    """The called workflow's own cancellation (or timeout) reaches its caller, a parent workflow
+    or a view, as an ordinary, catchable error. A parent's own cancel stays a BaseException."""
+    if exc.workflow_id == workflow_id:
+        return DBOSAwaitedWorkflowCancelledError(workflow_id)
+    return exc
 
 
 def _parent() -> WorkflowContext | None:
@@ -309,23 +332,12 @@ def _parent() -> WorkflowContext | None:
     return None if parent is None or parent.in_step else parent
 
 
-def _resolve_existing(prepared: Prepared) -> Any:
-    """The ID existed: its recorded outcome, or wait for it, or adopt it if its owner is dead."""
+def _recorded_or_awaited(prepared: Prepared) -> Any:
+    """The ID existed and is not ours to run: its recorded outcome, or wait for it."""
     summary = prepared.existing
     assert summary is not None
     if summary.status in TERMINAL_STATUSES:
         return outcome(summary)
-    if summary.status == S.PENDING and not get_executor().is_running_here(summary.workflow_id):
-        from django_dbos.engine.recovery import adopt_if_orphaned  # recovery imports us
-
-        ctx = adopt_if_orphaned(summary)
-        if ctx is not None:
-            args, kwargs = serialization.deserialize_args(summary.inputs or "")
-            if prepared.definition.is_async:
-                raise DBOSException(
-                    f"Workflow {summary.workflow_id!r} is async; await it from async code."
-                )
-            return execute(prepared.definition, ctx, args, kwargs, recovered=True)
     return WorkflowHandle(summary.workflow_id).get_result()
 
 
@@ -350,15 +362,9 @@ async def start_workflow_async(
 
 def _submit(prepared: Prepared, args: tuple[Any, ...], kwargs: dict[str, Any]) -> WorkflowHandle:
     if prepared.ctx is None:
-        assert prepared.existing is not None
-        if prepared.existing.status == S.PENDING:
-            from django_dbos.engine.recovery import recover_in_background
-
-            future = recover_in_background(prepared.existing)
-            return WorkflowHandle(prepared.workflow_id, future)
         return WorkflowHandle(prepared.workflow_id)
     future = get_executor().submit(
-        run_in_pool, prepared.definition, prepared.ctx, args, kwargs, False
+        run_in_pool, prepared.definition, prepared.ctx, *prepared.inputs(args, kwargs)
     )
     return WorkflowHandle(prepared.workflow_id, future)
 
