@@ -147,5 +147,5 @@ def test_decorators_without_parentheses_and_unknown_options_are_clear_errors():
         DBOS.step(lambda: None)
     with pytest.raises(DBOSConfigurationError, match=r"@DBOS.transaction\(\) with parentheses"):
         DBOS.transaction(lambda: None)
-    with pytest.raises(DBOSConfigurationError, match="unknown option.*retries"):
+    with pytest.raises(DBOSConfigurationError, match=r"unknown option.*retries"):
         DBOS.run_step({"retries": 3}, print)

@@ -39,13 +39,13 @@ def _claim(summary: system_db.WorkflowSummary, from_executor: str | None) -> Wor
         return None  # another executor won it, or it finished meanwhile
     definition = registry.workflows.get(summary.name)
     if definition is None:
-        error = DBOSWorkflowFunctionNotFoundError(summary.name, summary.workflow_id)
-        logger.error("%s", error)
+        missing = DBOSWorkflowFunctionNotFoundError(summary.name, summary.workflow_id)
+        logger.error("%s", missing)
         system_db.finish_workflow(
             summary.workflow_id,
             S.ERROR,
             executor.executor_id,
-            error=serialization.serialize_exception(error),
+            error=serialization.serialize_exception(missing),
         )
         return None
     limit = definition.max_recovery_attempts

@@ -63,11 +63,16 @@ def step_row(step: StepInfo) -> dict[str, Any]:
     took = None
     if step.started_at_epoch_ms is not None and step.completed_at_epoch_ms is not None:
         took = step.completed_at_epoch_ms - step.started_at_epoch_ms
+    name = step.function_name.rsplit(".", 1)[-1]
+    output = json.dumps(step.output, default=str) if step.error is None else None
+    if name == "sleep" and isinstance(step.output, int):  # DBOS.sleep records its wake-up time
+        wake = from_epoch_ms(step.output)
+        output = f"until {wake:%H:%M:%S} UTC (a restart sleeps only the rest)"
     return {
         "function_id": step.function_id,
-        "name": step.function_name.rsplit(".", 1)[-1],
+        "name": name,
         "full_name": step.function_name,
-        "output": json.dumps(step.output, default=str) if step.error is None else None,
+        "output": output,
         "error": repr(step.error) if step.error is not None else None,
         "child_workflow_id": step.child_workflow_id,
         "took_ms": took,

@@ -8,6 +8,7 @@ twice with ``--order`` to see that a finished workflow ID is never run again.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import time
 from typing import Any
@@ -161,6 +162,9 @@ class Command(BaseCommand):
             outcome = self.style.ERROR(f"raised {step.error!r}")
         elif step.child_workflow_id:
             outcome = f"started child {step.child_workflow_id}"
+        elif short_name(step.function_name) == "sleep" and isinstance(step.output, int):
+            wake = dt.datetime.fromtimestamp(step.output / 1000, tz=dt.UTC)
+            outcome = f"until {wake:%H:%M:%S.%f}"[:-3] + " UTC (durable: a restart sleeps the rest)"
         else:
             outcome = f"-> {describe(step.output)}"
         self.stdout.write(
