@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from django_dbos.context import SetWorkflowID, SetWorkflowTimeout
     from django_dbos.dbos import DBOS, StepOptions
+    from django_dbos.engine.handles import WorkflowHandle, WorkflowHandleAsync
     from django_dbos.engine.records import StepInfo, WorkflowStatus
-    from django_dbos.engine.workflows import WorkflowHandle, WorkflowHandleAsync
     from django_dbos.errors import (
         DBOSAwaitedWorkflowCancelledError,
         DBOSConfigurationError,
@@ -57,8 +57,8 @@ _LAZY = {
     "SetWorkflowTimeout": "django_dbos.context",
     "StepInfo": "django_dbos.engine.records",
     "StepOptions": "django_dbos.dbos",
-    "WorkflowHandle": "django_dbos.engine.workflows",
-    "WorkflowHandleAsync": "django_dbos.engine.workflows",
+    "WorkflowHandle": "django_dbos.engine.handles",
+    "WorkflowHandleAsync": "django_dbos.engine.handles",
     "WorkflowStatus": "django_dbos.engine.records",
     "WorkflowStatusString": "django_dbos.models",
 }

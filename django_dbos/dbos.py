@@ -10,10 +10,10 @@ from typing import Any, TypedDict, TypeVar
 
 from django_dbos.conf import dbos_settings
 from django_dbos.context import current_workflow
-from django_dbos.engine import introspection, steps, workflows
+from django_dbos.engine import handles, introspection, steps, workflows
+from django_dbos.engine.handles import WorkflowHandle, WorkflowHandleAsync
 from django_dbos.engine.records import StepInfo, WorkflowStatus
 from django_dbos.engine.threads import to_thread
-from django_dbos.engine.workflows import WorkflowHandle, WorkflowHandleAsync
 from django_dbos.errors import DBOSConfigurationError, DBOSException
 from django_dbos.registry import WorkflowDefinition, default_name, registry
 
@@ -282,11 +282,11 @@ class DBOS(metaclass=_DBOSMeta):
 
     @staticmethod
     def retrieve_workflow(workflow_id: str) -> WorkflowHandle:
-        return workflows.retrieve_workflow(workflow_id)
+        return handles.retrieve_workflow(workflow_id)
 
     @staticmethod
     async def retrieve_workflow_async(workflow_id: str) -> WorkflowHandleAsync:
-        handle = await to_thread(workflows.retrieve_workflow, workflow_id)
+        handle = await to_thread(handles.retrieve_workflow, workflow_id)
         return WorkflowHandleAsync(handle.workflow_id)
 
     @staticmethod

@@ -32,3 +32,14 @@ def send_after_commit(signal: Signal, sender: str, **kwargs: Any) -> None:
     transaction.on_commit(
         lambda: signal.send_robust(sender=sender, **kwargs), using=dbos_settings().DATABASE
     )
+
+
+def announce_finished(workflow_id: str, name: str, status: str, error: Any = None) -> None:
+    send_after_commit(
+        workflow_finished,
+        sender=name,
+        workflow_id=workflow_id,
+        name=name,
+        status=status,
+        error=error,
+    )

@@ -30,10 +30,11 @@ from django_dbos import serialization
 from django_dbos.context import StartOptions, _next_start
 from django_dbos.engine import system_db
 from django_dbos.engine.executor import ProcessExecutor, get_executor, reset_executor
+from django_dbos.engine.handles import wait_for_result
 from django_dbos.engine.introspection import list_workflow_steps
 from django_dbos.engine.recovery import _claim
 from django_dbos.engine.worker import run_worker
-from django_dbos.engine.workflows import execute, wait_for_result
+from django_dbos.engine.workflows import execute
 from django_dbos.errors import DBOSException, DBOSWorkflowInterrupted
 from django_dbos.models import WorkflowStatusString
 from django_dbos.registry import registry

@@ -16,14 +16,15 @@ from django_dbos.conf import dbos_settings
 from django_dbos.context import WorkflowContext
 from django_dbos.engine import system_db
 from django_dbos.engine.executor import ProcessExecutor, application_version, get_executor
-from django_dbos.engine.workflows import WorkflowHandle, context_for_recovery, run_in_pool
+from django_dbos.engine.handles import WorkflowHandle
+from django_dbos.engine.workflows import context_for_recovery, run_in_pool
 from django_dbos.errors import (
     DBOSMaxRecoveryAttemptsExceededError,
     DBOSWorkflowFunctionNotFoundError,
 )
 from django_dbos.models import WorkflowStatusString
 from django_dbos.registry import registry
-from django_dbos.signals import send_after_commit, workflow_finished
+from django_dbos.signals import announce_finished
 
 logger = logging.getLogger(__name__)
 S = WorkflowStatusString
@@ -57,13 +58,8 @@ def _claim(summary: system_db.WorkflowSummary, from_executor: str | None) -> Wor
         if system_db.set_status(
             summary.workflow_id, S.MAX_RECOVERY_ATTEMPTS_EXCEEDED, only_if=[S.PENDING]
         ):
-            send_after_commit(
-                workflow_finished,
-                sender=summary.name,
-                workflow_id=summary.workflow_id,
-                name=summary.name,
-                status=S.MAX_RECOVERY_ATTEMPTS_EXCEEDED,
-                error=error,
+            announce_finished(
+                summary.workflow_id, summary.name, S.MAX_RECOVERY_ATTEMPTS_EXCEEDED, error
             )
         return None
     logger.info(

@@ -142,25 +142,40 @@ def record(
     return value
 
 
-def _exhausted(config: StepConfig, errors: list[Exception]) -> Exception:
-    if config.retries_allowed:
-        return DBOSMaxStepRetriesExceeded(config.name, len(errors), errors)
-    return errors[-1]
+class _Attempts:
+    """The retry policy of one step execution, shared by the sync and async runners: it says
+    how long to back off after a failure, or that the attempts are spent."""
 
+    def __init__(self, ctx: WorkflowContext, config: StepConfig) -> None:
+        self.ctx = ctx
+        self.config = config
+        self.allowed = config.max_attempts if config.retries_allowed else 1
+        self.errors: list[Exception] = []
+        self._delay = config.interval_seconds
 
-def _log_retry(
-    ctx: WorkflowContext, config: StepConfig, attempt: int, exc: Exception, delay: float
-):
-    logger.warning(
-        "Step %s of workflow %s failed (attempt %d of %d): %r; retrying in %.2fs",
-        config.name,
-        ctx.workflow_id,
-        attempt,
-        config.max_attempts,
-        exc,
-        delay,
-        extra={"workflow_id": ctx.workflow_id, "step": config.name},
-    )
+    def failed(self, exc: Exception) -> float | None:
+        """Seconds to wait before the next attempt, or None when there is none."""
+        self.errors.append(exc)
+        if len(self.errors) >= self.allowed:
+            return None
+        delay = self._delay
+        self._delay *= self.config.backoff_rate
+        logger.warning(
+            "Step %s of workflow %s failed (attempt %d of %d): %r; retrying in %.2fs",
+            self.config.name,
+            self.ctx.workflow_id,
+            len(self.errors),
+            self.allowed,
+            exc,
+            delay,
+            extra={"workflow_id": self.ctx.workflow_id, "step": self.config.name},
+        )
+        return delay
+
+    def final_error(self) -> Exception:
+        if self.config.retries_allowed:
+            return DBOSMaxStepRetriesExceeded(self.config.name, len(self.errors), self.errors)
+        return self.errors[-1]
 
 
 # -- steps -------------------------------------------------------------------------------------
@@ -175,27 +190,21 @@ def run_step(config: StepConfig, fn: Callable[..., Any], args: Any, kwargs: Any)
     function_id, checkpoint = begin_operation(ctx, config.name)
     if checkpoint is not None:
         return replayed(checkpoint)
-    started = now_ms()
-    attempts = config.max_attempts if config.retries_allowed else 1
-    delay = config.interval_seconds
-    errors: list[Exception] = []
+    started, attempts = now_ms(), _Attempts(ctx, config)
     ctx.in_step, ctx.step_id = True, function_id
     try:
-        for attempt in range(1, attempts + 1):
+        while True:
             try:
                 value = fn(*args, **kwargs)
                 break
             except Exception as exc:
-                errors.append(exc)
-                if attempt == attempts:
-                    break
-                _log_retry(ctx, config, attempt, exc, delay)
+                delay = attempts.failed(exc)
+                if delay is None:
+                    error = attempts.final_error()
+                    return record(ctx, function_id, config.name, started, error=error)
                 ctx.wait(delay)
-                delay *= config.backoff_rate
     finally:
         ctx.in_step = False
-    if len(errors) == attempts:
-        return record(ctx, function_id, config.name, started, error=_exhausted(config, errors))
     return record(ctx, function_id, config.name, started, value)
 
 
@@ -206,28 +215,23 @@ async def run_step_async(config: StepConfig, fn: Callable[..., Any], args: Any, 
     function_id, checkpoint = begin_operation(ctx, config.name)
     if checkpoint is not None:
         return replayed(checkpoint)
-    started = now_ms()
-    attempts = config.max_attempts if config.retries_allowed else 1
-    delay = config.interval_seconds
-    errors: list[Exception] = []
+    started, attempts = now_ms(), _Attempts(ctx, config)
     ctx.in_step, ctx.step_id = True, function_id
     try:
-        for attempt in range(1, attempts + 1):
+        while True:
             try:
                 value = await _call_maybe_async(fn, args, kwargs)
                 break
             except Exception as exc:
-                errors.append(exc)
-                if attempt == attempts:
-                    break
-                _log_retry(ctx, config, attempt, exc, delay)
+                delay = attempts.failed(exc)
+                if delay is None:
+                    error = attempts.final_error()
+                    return await to_thread(
+                        record, ctx, function_id, config.name, started, None, error
+                    )
                 await _wait_async(ctx, delay)
-                delay *= config.backoff_rate
     finally:
         ctx.in_step = False
-    if len(errors) == attempts:
-        error = _exhausted(config, errors)
-        return await to_thread(record, ctx, function_id, config.name, started, None, error)
     return await to_thread(record, ctx, function_id, config.name, started, value)
 
 

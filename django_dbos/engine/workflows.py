@@ -9,16 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import threading
-import time
 import uuid
-from collections.abc import Callable
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeoutError
 from typing import Any
 
 from django_dbos import serialization
-from django_dbos.conf import dbos_settings
 from django_dbos.context import (
     StartOptions,
     WorkflowContext,
@@ -28,28 +22,28 @@ from django_dbos.context import (
 )
 from django_dbos.engine import system_db
 from django_dbos.engine.executor import application_version, get_executor
-from django_dbos.engine.records import WorkflowStatus
+from django_dbos.engine.handles import (
+    WorkflowHandle,
+    WorkflowHandleAsync,
+    notify_finished,
+    outcome,
+)
 from django_dbos.engine.steps import begin_operation, encode_outcome, refused_checkpoint
 from django_dbos.engine.threads import in_event_loop, run_blocking, to_thread
 from django_dbos.errors import (
     DBOSAwaitedWorkflowCancelledError,
     DBOSConflictingWorkflowError,
-    DBOSMaxRecoveryAttemptsExceededError,
     DBOSNonExistentWorkflowError,
     DBOSWorkflowCancelledError,
     DBOSWorkflowConflictIDError,
     DBOSWorkflowInterrupted,
-    TimeoutError,
 )
 from django_dbos.models import TERMINAL_STATUSES, WorkflowStatusString, now_ms
-from django_dbos.registry import WorkflowDefinition, registry
-from django_dbos.signals import send_after_commit, workflow_finished, workflow_started
+from django_dbos.registry import WorkflowDefinition
+from django_dbos.signals import announce_finished, send_after_commit, workflow_started
 
 logger = logging.getLogger(__name__)
 S = WorkflowStatusString
-
-# Woken whenever a workflow of this process finishes, so local waiters need not poll.
-_finished = threading.Condition()
 
 
 @dataclasses.dataclass(slots=True, kw_only=True)
@@ -193,14 +187,7 @@ def _succeeded(ctx: WorkflowContext, result: Any) -> Any:
     output, error_text, raised = encode_outcome(result, None)
     status = S.ERROR if raised is not None else S.SUCCESS
     _finish(ctx, status, output, error_text)
-    send_after_commit(
-        workflow_finished,
-        sender=ctx.name,
-        workflow_id=ctx.workflow_id,
-        name=ctx.name,
-        status=status,
-        error=raised,
-    )
+    announce_finished(ctx.workflow_id, ctx.name, status, raised)
     if raised is not None:
         raise raised
     return result
@@ -213,14 +200,7 @@ def _failed(ctx: WorkflowContext, exc: BaseException) -> None:
             if ctx.stop_reason == "timeout" and system_db.set_status(
                 ctx.workflow_id, S.CANCELLED, only_if=[S.PENDING]
             ):
-                send_after_commit(
-                    workflow_finished,
-                    sender=ctx.name,
-                    workflow_id=ctx.workflow_id,
-                    name=ctx.name,
-                    status=S.CANCELLED,
-                    error=None,
-                )
+                announce_finished(ctx.workflow_id, ctx.name, S.CANCELLED, None)
             return
         exc = DBOSAwaitedWorkflowCancelledError(exc.workflow_id)
     if isinstance(exc, DBOSWorkflowConflictIDError | DBOSWorkflowInterrupted):
@@ -229,20 +209,12 @@ def _failed(ctx: WorkflowContext, exc: BaseException) -> None:
         return  # KeyboardInterrupt, SystemExit: the process dies; recovery resumes it
     _, error_text, _ = encode_outcome(None, exc)
     _finish(ctx, S.ERROR, None, error_text)
-    send_after_commit(
-        workflow_finished,
-        sender=ctx.name,
-        workflow_id=ctx.workflow_id,
-        name=ctx.name,
-        status=S.ERROR,
-        error=exc,
-    )
+    announce_finished(ctx.workflow_id, ctx.name, S.ERROR, exc)
 
 
 def _ended(ctx: WorkflowContext) -> None:
     get_executor().untrack(ctx)
-    with _finished:
-        _finished.notify_all()
+    notify_finished()
 
 
 def execute(
@@ -382,130 +354,3 @@ def run_in_pool(
 
         return asyncio.run(execute_async(definition, ctx, args, kwargs, recovered))
     return execute(definition, ctx, args, kwargs, recovered)
-
-
-# -- handles -----------------------------------------------------------------------------------
-
-
-def outcome(summary: system_db.WorkflowSummary) -> Any:
-    if summary.status == S.SUCCESS:
-        return serialization.deserialize(summary.output)
-    if summary.status == S.ERROR:
-        raise serialization.deserialize_exception(summary.error or "")
-    if summary.status == S.CANCELLED:
-        raise DBOSAwaitedWorkflowCancelledError(summary.workflow_id)
-    raise DBOSMaxRecoveryAttemptsExceededError(
-        summary.workflow_id, max(0, summary.recovery_attempts - 1)
-    )
-
-
-def wait_for_result(workflow_id: str, timeout: float | None = None) -> Any:
-    """Poll the status row (woken early by local finishes) until the workflow is final."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    delay = 0.002
-    while True:
-        summary = system_db.get_summary(workflow_id)
-        if summary is None:
-            raise DBOSNonExistentWorkflowError(workflow_id)
-        if summary.status in TERMINAL_STATUSES:
-            return outcome(summary)
-        pause = min(delay, dbos_settings().POLL_INTERVAL)
-        if deadline is not None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(workflow_id, timeout or 0)
-            pause = min(pause, remaining)
-        with _finished:
-            _finished.wait(pause)
-        delay *= 2
-
-
-def _unfinished(exc: BaseException, workflow_id: str) -> bool:
-    """The pool's execution stopped without a final status (shutdown, taken over elsewhere)."""
-    if isinstance(exc, DBOSWorkflowCancelledError) and exc.workflow_id == workflow_id:
-        return True
-    return isinstance(exc, DBOSWorkflowInterrupted | DBOSWorkflowConflictIDError) or not (
-        isinstance(exc, Exception)
-    )
-
-
-class WorkflowHandle:
-    """A started workflow: ``get_result()`` waits for it, ``get_status()`` reads its row."""
-
-    def __init__(self, workflow_id: str, future: Future[Any] | None = None) -> None:
-        self.workflow_id = workflow_id
-        self.future = future
-
-    def get_workflow_id(self) -> str:
-        return self.workflow_id
-
-    def get_result(self, timeout: float | None = None) -> Any:
-        started = time.monotonic()
-        if self.future is not None:
-            try:
-                return self.future.result(timeout)
-            except FutureTimeoutError:
-                raise TimeoutError(self.workflow_id, timeout or 0) from None
-            except BaseException as exc:
-                if not _unfinished(exc, self.workflow_id):
-                    raise
-            if timeout is not None:
-                timeout = max(0.0, timeout - (time.monotonic() - started))
-        return wait_for_result(self.workflow_id, timeout)
-
-    def get_status(self) -> WorkflowStatus:
-        from django_dbos.engine.introspection import get_workflow_status
-
-        status = get_workflow_status(self.workflow_id)
-        if status is None:
-            raise DBOSNonExistentWorkflowError(self.workflow_id)
-        return status
-
-    def __repr__(self) -> str:
-        return f"<WorkflowHandle {self.workflow_id}>"
-
-
-class WorkflowHandleAsync:
-    """The async twin of ``WorkflowHandle``."""
-
-    def __init__(self, workflow_id: str, future: Future[Any] | None = None) -> None:
-        self.workflow_id = workflow_id
-        self._sync = WorkflowHandle(workflow_id, future)
-
-    def get_workflow_id(self) -> str:
-        return self.workflow_id
-
-    async def get_result(self, timeout: float | None = None) -> Any:
-        # waiting must not hold Django's one sync thread: use a plain worker thread
-        import asyncio
-
-        return await asyncio.to_thread(_closing(self._sync.get_result), timeout)
-
-    async def get_status(self) -> WorkflowStatus:
-        return await to_thread(self._sync.get_status)
-
-    def __repr__(self) -> str:
-        return f"<WorkflowHandleAsync {self.workflow_id}>"
-
-
-def _closing(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap a blocking call made on a throwaway thread so it closes its DB connections."""
-    from django.db import connections
-
-    def call(*args: Any) -> Any:
-        try:
-            return fn(*args)
-        finally:
-            connections.close_all()
-
-    return call
-
-
-def retrieve_workflow(workflow_id: str) -> WorkflowHandle:
-    if system_db.get_summary(workflow_id) is None:
-        raise DBOSNonExistentWorkflowError(workflow_id)
-    return WorkflowHandle(workflow_id)
-
-
-def definition_for(summary: system_db.WorkflowSummary) -> WorkflowDefinition:
-    return registry.get_workflow(summary.name, summary.workflow_id)

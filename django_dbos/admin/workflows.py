@@ -1,20 +1,15 @@
-"""The Django admin for workflows and executors: read-only, for staff with view permission.
+"""The workflow pages: the list and detail admin for ``WorkflowStatus``, its name filter, its
+change list, and the queries that keep them fast on a system table of millions of rows.
 
-The workflow list is built for a system table of millions of rows: it never counts the whole
-table (``CappedCountPaginator``), orders by the indexed ``created_at``, searches IDs through an
-index (``workflow_id_prefix``), lists names with a loose index scan (``distinct_workflow_names``)
-and leaves the large serialized columns out. The detail page decodes inputs, output, error and
-every step's result with the configured serializer and falls back to the stored text when that
-fails, so one unreadable row never breaks the page.
+The list never counts the whole table (``CappedCountPaginator``), orders by the indexed
+``created_at``, searches IDs through an index (``workflow_id_prefix``), lists names with a loose
+index scan (``distinct_workflow_names``) and leaves the large serialized columns out. The detail
+page decodes inputs, output, error and every step's result (see ``display``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
-import json
-import pprint
-from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin
@@ -26,123 +21,30 @@ from django.db import connections
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
-from django_dbos import serialization
+from django_dbos.admin.base import ReadOnlyAdmin
+from django_dbos.admin.display import (
+    Decoded,
+    decode,
+    decode_attributes,
+    decode_error,
+    decode_inputs,
+    decode_value,
+    format_duration,
+    local_time,
+    render_decoded,
+)
 from django_dbos.conf import dbos_settings
-from django_dbos.models import Executor, OperationOutput, WorkflowStatus, now_ms
+from django_dbos.models import OperationOutput, WorkflowStatus
 
-PREVIEW_CHARS = 20_000
-"""A decoded value longer than this is cut (the page stays light whatever a step returned)."""
 NAME_FILTER_LIMIT = 200
 """The name filter lists at most this many names (filtering by any name still works by URL)."""
 
 _LARGE_COLUMNS = ("inputs", "output", "error", "attributes")
-
-
-# -- formatting ------------------------------------------------------------------------------
-
-
-def local_time(ms: int | None, *, millis: bool = False) -> str | None:
-    """Epoch milliseconds as ``2024-05-01 14:03:07 CEST`` in the current (by default the
-    project's) time zone; ``14:03:07.123`` with ``millis``. None for no value, and for 0 (a
-    retired executor's heartbeat)."""
-    if not ms:
-        return None
-    local = timezone.localtime(dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC))
-    fraction = f".{local.microsecond // 1000:03d}" if millis else ""
-    return f"{local:%Y-%m-%d %H:%M:%S}{fraction} {local.tzname()}"
-
-
-def format_duration(ms: int | None) -> str:
-    """``250 ms``, ``1.5 s``, ``2.0 min``, ``1.2 h``; an em dash when there is none (running)."""
-    if ms is None:
-        return "—"
-    ms = max(ms, 0)  # clocks of two hosts may disagree by a little
-    if ms < 1000:
-        return f"{ms} ms"
-    if ms < 60_000:
-        return f"{ms / 1000:.1f} s"
-    if ms < 3_600_000:
-        return f"{ms / 60_000:.1f} min"
-    return f"{ms / 3_600_000:.1f} h"
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Decoded:
-    """A stored value made readable; ``raw`` when it could not be decoded and is shown as
-    stored."""
-
-    text: str
-    raw: bool = False
-
-
-def _clip(text: str) -> str:
-    if len(text) <= PREVIEW_CHARS:
-        return text
-    return f"{text[:PREVIEW_CHARS]}\n… ({len(text) - PREVIEW_CHARS} more characters)"
-
-
-def _pretty(value: Any) -> str:
-    if isinstance(value, str | bytes):  # whole, not split into pformat's wrapped pieces
-        return repr(value)
-    return pprint.pformat(value, width=88, sort_dicts=False)
-
-
-def _describe_exception(exc: BaseException) -> str:
-    if isinstance(exc, serialization.RecordedError):
-        return str(exc)
-    cls = type(exc)
-    name = (
-        cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
-    )
-    message = str(exc)
-    return f"{name}: {message}" if message else name
-
-
-def _decode_inputs(text: str) -> str:
-    args, kwargs = serialization.deserialize_args(text)
-    return f"args: {_pretty(args)}\nkwargs: {_pretty(kwargs)}"
-
-
-def _decode_value(text: str) -> str:
-    return _pretty(serialization.deserialize(text))
-
-
-def _decode_error(text: str) -> str:
-    # deserialize_exception never fails and so hides the stored text; decode it here instead
-    value = serialization.deserialize(text)
-    return _describe_exception(value) if isinstance(value, BaseException) else _pretty(value)
-
-
-def _decode_attributes(text: str) -> str:
-    return json.dumps(json.loads(text), indent=2, ensure_ascii=False, default=str)
-
-
-def decode(text: str | None, decoder: Callable[[str], str]) -> Decoded | None:
-    """``decoder(text)``, or the stored text itself if decoding fails; None for no value."""
-    if text is None:
-        return None
-    try:
-        return Decoded(_clip(decoder(text)))
-    except Exception:
-        return Decoded(_clip(text), raw=True)
-
-
-def render_decoded(value: Decoded | None) -> SafeString | None:
-    if value is None:
-        return None
-    if value.raw:
-        return format_html(
-            '<pre class="dbos-value dbos-raw" title="{}">{}</pre>',
-            _("Could not be decoded: shown as stored"),
-            value.text,
-        )
-    return format_html('<pre class="dbos-value">{}</pre>', value.text)
 
 
 # -- queries built for a table of millions of rows -----------------------------------------
@@ -211,32 +113,7 @@ def distinct_workflow_names(alias: str, limit: int = NAME_FILTER_LIMIT) -> list[
         return [row[0] for row in cursor.fetchall()]
 
 
-# -- shared behaviour ------------------------------------------------------------------------
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Viewing only: no add, change or delete for anyone (superusers included). Viewing needs
-    the model's ``view`` permission (or ``change``, which Django takes to include it). Rows are
-    read from ``DBOS["DATABASE"]``."""
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        return super().get_queryset(request).using(dbos_settings().DATABASE)
-
-    def shown(self, value: Any) -> Any:
-        """``value``, or the empty-value mark for None (the detail page would print "None")."""
-        return self.get_empty_value_display() if value is None else value
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-# -- workflows -------------------------------------------------------------------------------
+# -- filter, change list and admin -------------------------------------------------------
 
 
 class WorkflowNameFilter(admin.SimpleListFilter):
@@ -396,9 +273,9 @@ class WorkflowStatusAdmin(ReadOnlyAdmin):
                 StepRow(
                     function_id=row.function_id,
                     name=row.function_name,
-                    result=decode(row.error, _decode_error)
+                    result=decode(row.error, decode_error)
                     if is_error
-                    else decode(row.output, _decode_value),
+                    else decode(row.output, decode_value),
                     is_error=is_error,
                     child_workflow_id=row.child_workflow_id,
                     child_url=self._workflow_url(row.child_workflow_id),
@@ -468,19 +345,19 @@ class WorkflowStatusAdmin(ReadOnlyAdmin):
 
     @admin.display(description=_("inputs"))
     def inputs_pretty(self, obj: WorkflowStatus) -> Any:
-        return self.shown(render_decoded(decode(obj.inputs, _decode_inputs)))
+        return self.shown(render_decoded(decode(obj.inputs, decode_inputs)))
 
     @admin.display(description=_("output"))
     def output_pretty(self, obj: WorkflowStatus) -> Any:
-        return self.shown(render_decoded(decode(obj.output, _decode_value)))
+        return self.shown(render_decoded(decode(obj.output, decode_value)))
 
     @admin.display(description=_("error"))
     def error_pretty(self, obj: WorkflowStatus) -> Any:
-        return self.shown(render_decoded(decode(obj.error, _decode_error)))
+        return self.shown(render_decoded(decode(obj.error, decode_error)))
 
     @admin.display(description=_("attributes"))
     def attributes_pretty(self, obj: WorkflowStatus) -> Any:
-        return self.shown(render_decoded(decode(obj.attributes, _decode_attributes)))
+        return self.shown(render_decoded(decode(obj.attributes, decode_attributes)))
 
     @admin.display(description=_("executor"))
     def executor_link(self, obj: WorkflowStatus) -> Any:
@@ -498,66 +375,3 @@ class WorkflowStatusAdmin(ReadOnlyAdmin):
     @admin.display(description=_("forked from"))
     def forked_from_link(self, obj: WorkflowStatus) -> Any:
         return self._workflow_link(obj.forked_from)
-
-
-# -- executors -------------------------------------------------------------------------------
-
-
-def _alive_cutoff_ms() -> int:
-    return now_ms() - int(dbos_settings().EXECUTOR_TIMEOUT * 1000)
-
-
-class ExecutorAliveFilter(admin.SimpleListFilter):
-    title = _("alive")
-    parameter_name = "alive"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
-        return [("yes", _("Yes")), ("no", _("No"))]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any] | None:
-        if self.value() == "yes":
-            return queryset.filter(last_heartbeat__gte=_alive_cutoff_ms())
-        if self.value() == "no":
-            return queryset.filter(last_heartbeat__lt=_alive_cutoff_ms())
-        return queryset
-
-
-_EXECUTOR_FIELDS = (
-    "executor_id",
-    "hostname",
-    "pid",
-    "version",
-    "started",
-    "last_heartbeat_at",
-    "alive",
-)
-
-
-@admin.register(Executor)
-class ExecutorAdmin(ReadOnlyAdmin):
-    list_display = _EXECUTOR_FIELDS
-    list_filter = [ExecutorAliveFilter]
-    search_fields = ["^executor_id", "^hostname"]
-    ordering = ["-last_heartbeat"]
-    sortable_by = ["executor_id", "last_heartbeat_at"]
-    show_full_result_count = False
-    show_facets = admin.ShowFacets.NEVER
-    fields = _EXECUTOR_FIELDS
-    readonly_fields = _EXECUTOR_FIELDS
-
-    @admin.display(description=_("version"))
-    def version(self, obj: Executor) -> Any:
-        return self.shown(obj.application_version)
-
-    @admin.display(description=_("started"))
-    def started(self, obj: Executor) -> Any:
-        return self.shown(local_time(obj.started_at))
-
-    @admin.display(description=_("last heartbeat"), ordering="last_heartbeat")
-    def last_heartbeat_at(self, obj: Executor) -> Any:
-        return self.shown(local_time(obj.last_heartbeat))
-
-    @admin.display(description=_("alive"), boolean=True)
-    def alive(self, obj: Executor) -> bool:
-        """Heartbeat within ``DBOS["EXECUTOR_TIMEOUT"]`` (what recovery uses to call it dead)."""
-        return obj.last_heartbeat >= _alive_cutoff_ms()

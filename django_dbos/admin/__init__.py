@@ -1,0 +1,53 @@
+"""The Django admin for workflows and executors: read-only, for staff with view permission.
+
+Importing this package (as ``admin.autodiscover()`` does) registers both admins:
+
+- ``workflows``: the ``WorkflowStatus`` admin, its filter, change list and paginator, and the
+  queries that keep it fast on a system table of millions of rows;
+- ``executors``: the ``Executor`` admin and its "alive" filter;
+- ``base``: ``ReadOnlyAdmin``, the read-only base both share;
+- ``display``: formatting shared by both (local times from epoch ms, durations, decoded values).
+
+The names below are re-exported so ``django_dbos.admin.<name>`` keeps working.
+"""
+
+from django_dbos.admin.base import ReadOnlyAdmin
+from django_dbos.admin.display import (
+    PREVIEW_CHARS,
+    Decoded,
+    decode,
+    format_duration,
+    local_time,
+    render_decoded,
+)
+from django_dbos.admin.executors import ExecutorAdmin, ExecutorAliveFilter
+from django_dbos.admin.workflows import (
+    NAME_FILTER_LIMIT,
+    CappedCountPaginator,
+    StepRow,
+    WorkflowChangeList,
+    WorkflowNameFilter,
+    WorkflowStatusAdmin,
+    distinct_workflow_names,
+    workflow_id_prefix,
+)
+
+__all__ = [
+    "NAME_FILTER_LIMIT",
+    "PREVIEW_CHARS",
+    "CappedCountPaginator",
+    "Decoded",
+    "ExecutorAdmin",
+    "ExecutorAliveFilter",
+    "ReadOnlyAdmin",
+    "StepRow",
+    "WorkflowChangeList",
+    "WorkflowNameFilter",
+    "WorkflowStatusAdmin",
+    "decode",
+    "distinct_workflow_names",
+    "format_duration",
+    "local_time",
+    "render_decoded",
+    "workflow_id_prefix",
+]
