@@ -99,6 +99,7 @@ class StartOptions:
     workflow_id: str | None = None
     timeout_seconds: float | None = None
     authenticated_user: str | None = None
+    attributes: dict[str, Any] | None = None
     crash_after_step: int | None = None
 
 
@@ -168,6 +169,31 @@ class SetWorkflowID(_StartOptionSetter):
         if len(workflow_id) > 255:
             raise DBOSException("A workflow ID is at most 255 characters long.")
         super().__init__(workflow_id)
+
+
+def check_attributes(attributes: Any) -> dict[str, Any]:
+    """Attributes are a flat dict of str keys to JSON scalars (they are filtered on in SQL)."""
+    if not isinstance(attributes, dict) or not all(isinstance(k, str) for k in attributes):
+        raise DBOSException(
+            f"Workflow attributes must be a dict with str keys, not {attributes!r}."
+        )
+    for key, value in attributes.items():
+        if value is not None and not isinstance(value, str | int | float | bool):
+            raise DBOSException(
+                f"Workflow attribute {key!r} must be a str, number, bool or None, "
+                f"not {type(value).__name__}."
+            )
+    return dict(attributes)
+
+
+class SetWorkflowAttributes(_StartOptionSetter):
+    """``with SetWorkflowAttributes({"tenant": "acme"}):``: the next workflow started is stored
+    with these key/value properties (shown in listings, filterable with ``attributes=``)."""
+
+    _field = "attributes"
+
+    def __init__(self, attributes: dict[str, Any]) -> None:
+        super().__init__(check_attributes(attributes))
 
 
 class SetWorkflowTimeout(_StartOptionSetter):

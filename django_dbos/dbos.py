@@ -8,12 +8,13 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypedDict, TypeVar
 
+from django_dbos.api.communication import CommunicationAPI
+from django_dbos.api.control import ControlAPI
+from django_dbos.api.introspection import IntrospectionAPI
 from django_dbos.conf import dbos_settings
 from django_dbos.context import current_workflow
-from django_dbos.engine import handles, introspection, steps, workflows
+from django_dbos.engine import steps, workflows
 from django_dbos.engine.handles import WorkflowHandle, WorkflowHandleAsync
-from django_dbos.engine.records import StepInfo, WorkflowStatus
-from django_dbos.engine.threads import to_thread
 from django_dbos.errors import DBOSConfigurationError, DBOSException
 from django_dbos.registry import WorkflowDefinition, default_name, registry
 
@@ -100,8 +101,9 @@ class _DBOSMeta(type):
         return logging.getLogger("django_dbos.workflows")
 
 
-class DBOS(metaclass=_DBOSMeta):
-    """Durable workflows on the Django database. Everything is a class-level call."""
+class DBOS(CommunicationAPI, ControlAPI, IntrospectionAPI, metaclass=_DBOSMeta):
+    """Durable workflows on the Django database. Everything is a class-level call; the
+    operations live in ``django_dbos/api/`` by capability."""
 
     # -- decorators ------------------------------------------------------------------------
 
@@ -277,33 +279,6 @@ class DBOS(metaclass=_DBOSMeta):
     async def sleep_async(seconds: float) -> None:
         _check_seconds(seconds)
         await steps.durable_sleep_async(seconds)
-
-    # -- reading -----------------------------------------------------------------------------
-
-    @staticmethod
-    def retrieve_workflow(workflow_id: str) -> WorkflowHandle:
-        return handles.retrieve_workflow(workflow_id)
-
-    @staticmethod
-    async def retrieve_workflow_async(workflow_id: str) -> WorkflowHandleAsync:
-        handle = await to_thread(handles.retrieve_workflow, workflow_id)
-        return WorkflowHandleAsync(handle.workflow_id)
-
-    @staticmethod
-    def get_workflow_status(workflow_id: str) -> WorkflowStatus | None:
-        return introspection.get_workflow_status(workflow_id)
-
-    @staticmethod
-    async def get_workflow_status_async(workflow_id: str) -> WorkflowStatus | None:
-        return await to_thread(introspection.get_workflow_status, workflow_id)
-
-    @staticmethod
-    def list_workflow_steps(workflow_id: str) -> list[StepInfo]:
-        return introspection.list_workflow_steps(workflow_id)
-
-    @staticmethod
-    async def list_workflow_steps_async(workflow_id: str) -> list[StepInfo]:
-        return await to_thread(introspection.list_workflow_steps, workflow_id)
 
 
 def _check_seconds(seconds: Any) -> None:

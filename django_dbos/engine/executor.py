@@ -120,6 +120,7 @@ class ProcessExecutor:
         try:
             while not self._heartbeat_stop.wait(interval):
                 try:
+                    self.stop_finished_elsewhere()
                     if system_db.heartbeat(self.executor_id) == 0:
                         # our row vanished (garbage-collected): put it back
                         system_db.register_executor(
@@ -195,6 +196,26 @@ class ProcessExecutor:
 
     def is_running_here(self, workflow_id: str) -> bool:
         return workflow_id in self.active
+
+    def stop_workflow(self, workflow_id: str, reason: str) -> bool:
+        """Ask a workflow running here to stop at its next durable operation."""
+        with self._lock:
+            ctx = self.active.get(workflow_id)
+        if ctx is None:
+            return False
+        ctx.request_stop(reason)
+        return True
+
+    def stop_finished_elsewhere(self) -> None:
+        """Workflows running here that another process cancelled (or ended) stop at their next
+        durable operation, even while they sleep or wait: one query per heartbeat."""
+        with self._lock:
+            running = list(self.active)
+        if not running:
+            return
+        for workflow_id, status in system_db.statuses_of(running).items():
+            if status != system_db.PENDING:
+                self.stop_workflow(workflow_id, "cancelled" if status == "CANCELLED" else "ended")
 
     def begin_shutdown(self) -> None:
         """Every running workflow stops at its next durable operation and stays PENDING."""

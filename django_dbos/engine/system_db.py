@@ -193,6 +193,14 @@ def load_checkpoints(workflow_id: str) -> dict[int, Checkpoint]:
         return {row[0]: Checkpoint(*row) for row in cursor.fetchall()}
 
 
+def statuses_of(workflow_ids: list[str]) -> dict[str, str]:
+    return dict(
+        WorkflowStatus.objects.using(dbos_settings().DATABASE)
+        .filter(workflow_uuid__in=workflow_ids)
+        .values_list("workflow_uuid", "status")
+    )
+
+
 def set_status(workflow_id: str, status: str, *, only_if: Iterable[str] = (), **extra: Any) -> int:
     """A guarded status change (ORM: off the hot path)."""
     rows = WorkflowStatus.objects.using(dbos_settings().DATABASE).filter(workflow_uuid=workflow_id)

@@ -8,6 +8,7 @@ returned (or raised), a running one is waited for, and one whose executor died i
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import uuid
 from typing import Any
@@ -110,6 +111,7 @@ def prepare(
             "started_at_epoch_ms": now,
             "parent_workflow_id": parent.workflow_id if parent else None,
             "authenticated_user": options.authenticated_user,
+            "attributes": json.dumps(options.attributes) if options.attributes else None,
             "created_at": now,
             "updated_at": now,
         }
