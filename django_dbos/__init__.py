@@ -11,8 +11,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from django_dbos.context import SetWorkflowID, SetWorkflowTimeout
+    from django_dbos.context import SetWorkflowAttributes, SetWorkflowID, SetWorkflowTimeout
     from django_dbos.dbos import DBOS, StepOptions
+    from django_dbos.engine.communication import SendMessage
     from django_dbos.engine.handles import WorkflowHandle, WorkflowHandleAsync
     from django_dbos.engine.records import StepInfo, WorkflowStatus
     from django_dbos.errors import (
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
         DBOSQueueDeduplicatedError,
         DBOSRecoveryError,
         DBOSSerializationError,
+        DBOSStreamTimeoutError,
         DBOSUnexpectedStepError,
         DBOSWorkflowCancelledError,
         DBOSWorkflowConflictIDError,
@@ -48,11 +50,14 @@ _LAZY = {
     "DBOSQueueDeduplicatedError": "django_dbos.errors",
     "DBOSRecoveryError": "django_dbos.errors",
     "DBOSSerializationError": "django_dbos.errors",
+    "DBOSStreamTimeoutError": "django_dbos.errors",
     "DBOSUnexpectedStepError": "django_dbos.errors",
     "DBOSWorkflowCancelledError": "django_dbos.errors",
     "DBOSWorkflowConflictIDError": "django_dbos.errors",
     "DBOSWorkflowFunctionNotFoundError": "django_dbos.errors",
     "DBOSWorkflowInterrupted": "django_dbos.errors",
+    "SendMessage": "django_dbos.engine.communication",
+    "SetWorkflowAttributes": "django_dbos.context",
     "SetWorkflowID": "django_dbos.context",
     "SetWorkflowTimeout": "django_dbos.context",
     "StepInfo": "django_dbos.engine.records",
@@ -91,11 +96,14 @@ __all__ = [
     "DBOSQueueDeduplicatedError",
     "DBOSRecoveryError",
     "DBOSSerializationError",
+    "DBOSStreamTimeoutError",
     "DBOSUnexpectedStepError",
     "DBOSWorkflowCancelledError",
     "DBOSWorkflowConflictIDError",
     "DBOSWorkflowFunctionNotFoundError",
     "DBOSWorkflowInterrupted",
+    "SendMessage",
+    "SetWorkflowAttributes",
     "SetWorkflowID",
     "SetWorkflowTimeout",
     "StepInfo",

@@ -45,6 +45,7 @@ class WorkflowContext:
     deadline_epoch_ms: int | None = None
     function_id: int = 0
     step_id: int | None = None
+    step_writes: int = 0
     in_step: bool = False
     stop: threading.Event = dataclasses.field(default_factory=threading.Event)
     stop_reason: str = ""

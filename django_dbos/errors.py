@@ -181,6 +181,18 @@ class DBOSQueueDeduplicatedError(DBOSException):
         )
 
 
+class DBOSStreamTimeoutError(DBOSException):
+    """No stream value arrived within the timeout (or the stream ended before the offset)."""
+
+    def __init__(self, workflow_id: str, key: str, offset: int, reason: str) -> None:
+        super().__init__(
+            f"Stream {key!r} of workflow {workflow_id!r}: no value at offset {offset} ({reason}).",
+            workflow_id=workflow_id,
+            key=key,
+            offset=offset,
+        )
+
+
 class TimeoutError(DBOSException, builtins.TimeoutError):
     """Waiting for a result took longer than the given timeout; the workflow keeps running."""
 
@@ -234,6 +246,7 @@ __all__ = [
     "DBOSQueueDeduplicatedError",
     "DBOSRecoveryError",
     "DBOSSerializationError",
+    "DBOSStreamTimeoutError",
     "DBOSUnexpectedStepError",
     "DBOSWorkflowCancelledError",
     "DBOSWorkflowConflictIDError",

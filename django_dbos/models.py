@@ -225,7 +225,11 @@ class WorkflowEventHistory(models.Model):
 
 
 class StreamEntry(models.Model):
-    """One value written to a workflow's stream; a close marker ends the stream."""
+    """One value written to a workflow's stream; a close marker ends the stream.
+
+    ``(function_id, seq)`` names the write: the workflow operation (or step) that wrote it and
+    its number within that operation, so a write repeated by a re-run step or a replay is
+    recognised and skipped (writes are exactly once)."""
 
     workflow = models.ForeignKey(
         WorkflowStatus, on_delete=models.CASCADE, db_column="workflow_uuid", related_name="streams"
@@ -233,12 +237,18 @@ class StreamEntry(models.Model):
     key = models.CharField(max_length=255)
     offset = models.IntegerField()
     value = models.TextField()
-    function_id = models.IntegerField(null=True, blank=True)
+    function_id = models.IntegerField(default=0)
+    seq = models.IntegerField(default=0)
 
     class Meta:
         db_table = "dbos_streams"
         constraints = [
-            models.UniqueConstraint(fields=["workflow", "key", "offset"], name="dbos_stream_unique")
+            models.UniqueConstraint(
+                fields=["workflow", "key", "offset"], name="dbos_stream_unique"
+            ),
+            models.UniqueConstraint(
+                fields=["workflow", "key", "function_id", "seq"], name="dbos_stream_write_once"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -13,6 +13,7 @@ import pytest
 from django.db import connection, connections
 
 from django_dbos.context import StartOptions, _next_start
+from django_dbos.engine import wakeups
 from django_dbos.engine.executor import ProcessExecutor, get_executor, reset_executor
 from django_dbos.engine.threads import close_async_db_threads
 from django_dbos.models import Executor
@@ -22,6 +23,13 @@ REPO = Path(__file__).resolve().parent.parent
 postgres_only = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="needs PostgreSQL (set DATABASE_URL)"
 )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _listener_closed_before_the_test_database_goes(django_db_setup):
+    """The LISTEN connection (PostgreSQL) must be gone before the test database is dropped."""
+    yield
+    wakeups.listener.stop()
 
 
 @pytest.fixture(autouse=True)

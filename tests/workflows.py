@@ -172,3 +172,65 @@ async def async_workflow(x: int) -> list:
 @DBOS.workflow(name="tests.unserializable_result")
 def unserializable_result_workflow() -> object:
     return object()
+
+
+# -- communication ---------------------------------------------------------------------------
+
+
+@DBOS.workflow(name="tests.receiver")
+def receiver_workflow(topic: str | None, count: int, timeout: float = 10) -> list:
+    return [DBOS.recv(topic, timeout_seconds=timeout) for _ in range(count)]
+
+
+@DBOS.workflow(name="tests.sender")
+def sender_workflow(destination: str, messages: list) -> int:
+    for message in messages:
+        DBOS.send(destination, message, topic="orders")
+    return len(messages)
+
+
+@DBOS.workflow(name="tests.publisher")
+def publisher_workflow(values: list, then_wait: bool = False) -> str:
+    for n, value in enumerate(values):
+        DBOS.set_event("progress", value)
+        DBOS.set_event(f"step-{n}", value)
+    if then_wait:
+        DBOS.recv("go", timeout_seconds=10)
+    return "published"
+
+
+@DBOS.workflow(name="tests.event_reader")
+def event_reader_workflow(target: str) -> list:
+    return [DBOS.get_event(target, "progress", timeout_seconds=5), DBOS.get_all_events(target)]
+
+
+@DBOS.step(name="tests.stream_from_step")
+def stream_from_step(values: list) -> int:
+    bump("stream_from_step")
+    for value in values:
+        DBOS.write_stream("numbers", value)
+    return len(values)
+
+
+@DBOS.workflow(name="tests.streamer")
+def streamer_workflow(values: list, pause: float = 0.0, close: bool = True) -> int:
+    for value in values:
+        DBOS.write_stream("numbers", value)
+        if pause:
+            DBOS.sleep(pause)
+    if close:
+        DBOS.close_stream("numbers")
+    return len(values)
+
+
+@DBOS.workflow(name="tests.step_streamer")
+def step_streamer_workflow(values: list) -> int:
+    count = stream_from_step(values)
+    DBOS.close_stream("numbers")
+    return count
+
+
+@DBOS.workflow(name="tests.first_of")
+def first_of_workflow(delays: list) -> str:
+    handles = [DBOS.start_workflow(sleepy_workflow, delay) for delay in delays]
+    return DBOS.wait_first(handles).workflow_id

@@ -8,7 +8,6 @@ with backoff (LISTEN/NOTIFY wake-ups come with workflow communication).
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -18,8 +17,7 @@ from typing import Any
 from django.db import connections
 
 from django_dbos import serialization
-from django_dbos.conf import dbos_settings
-from django_dbos.engine import system_db
+from django_dbos.engine import system_db, wakeups
 from django_dbos.engine.records import WorkflowStatus
 from django_dbos.engine.threads import to_thread
 from django_dbos.errors import (
@@ -35,13 +33,11 @@ from django_dbos.models import TERMINAL_STATUSES, WorkflowStatusString
 
 S = WorkflowStatusString
 
-# Woken whenever a workflow of this process finishes, so local waiters need not poll.
-_finished = threading.Condition()
 
-
-def notify_finished() -> None:
-    with _finished:
-        _finished.notify_all()
+def notify_finished(workflow_id: str) -> None:
+    """Wake this process's waiters on ``workflow_id`` (they re-read its status: a finish still
+    inside an uncommitted outer transaction only costs them another look)."""
+    wakeups.signal(("done", workflow_id))
 
 
 def outcome(summary: system_db.WorkflowSummary) -> Any:
@@ -57,24 +53,36 @@ def outcome(summary: system_db.WorkflowSummary) -> Any:
 
 
 def wait_for_result(workflow_id: str, timeout: float | None = None) -> Any:
-    """Poll the status row (woken early by local finishes) until the workflow is final."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    delay = 0.002
-    while True:
-        summary = system_db.get_summary(workflow_id)
-        if summary is None:
-            raise DBOSNonExistentWorkflowError(workflow_id)
-        if summary.status in TERMINAL_STATUSES:
-            return outcome(summary)
-        pause = min(delay, dbos_settings().POLL_INTERVAL)
-        if deadline is not None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+    """Read the status row until the workflow is final, woken by its finish (this process, or
+    NOTIFY on PostgreSQL) and polling with backoff otherwise."""
+    backoff = wakeups.Backoff(wakeups.deadline_after(timeout))
+    with wakeups.waiting_for(("done", workflow_id)) as woken:
+        while True:
+            summary = system_db.get_summary(workflow_id)
+            if summary is None:
+                raise DBOSNonExistentWorkflowError(workflow_id)
+            if summary.status in TERMINAL_STATUSES:
+                return outcome(summary)
+            if backoff.expired():
                 raise TimeoutError(workflow_id, timeout or 0)
-            pause = min(pause, remaining)
-        with _finished:
-            _finished.wait(pause)
-        delay *= 2
+            backoff.wait(woken)
+
+
+def first_finished(workflow_ids: list[str], timeout: float | None = None) -> str:
+    """The first of ``workflow_ids`` to reach a final status (one query per look)."""
+    backoff = wakeups.Backoff(wakeups.deadline_after(timeout))
+    with wakeups.waiting_for(*(("done", workflow_id) for workflow_id in workflow_ids)) as woken:
+        while True:
+            statuses = system_db.statuses_of(workflow_ids)
+            missing = [w for w in workflow_ids if w not in statuses]
+            if missing:
+                raise DBOSNonExistentWorkflowError(missing[0])
+            for workflow_id in workflow_ids:
+                if statuses[workflow_id] in TERMINAL_STATUSES:
+                    return workflow_id
+            if backoff.expired():
+                raise TimeoutError(workflow_ids[0], timeout or 0)
+            backoff.wait(woken)
 
 
 def _unfinished(exc: BaseException, workflow_id: str) -> bool:

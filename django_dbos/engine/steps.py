@@ -195,6 +195,7 @@ def run_step(config: StepConfig, fn: Callable[..., Any], args: Any, kwargs: Any)
     try:
         while True:
             try:
+                ctx.step_writes = 0  # stream writes are numbered per attempt
                 value = fn(*args, **kwargs)
                 break
             except Exception as exc:
@@ -220,6 +221,7 @@ async def run_step_async(config: StepConfig, fn: Callable[..., Any], args: Any, 
     try:
         while True:
             try:
+                ctx.step_writes = 0
                 value = await _call_maybe_async(fn, args, kwargs)
                 break
             except Exception as exc:
@@ -301,7 +303,7 @@ def run_transaction(config: TransactionConfig, fn: Callable[..., Any], args: Any
         body_done = False
         try:
             with _atomic(config):
-                ctx.in_step, ctx.step_id = True, function_id
+                ctx.in_step, ctx.step_id, ctx.step_writes = True, function_id, 0
                 try:
                     value = fn(*args, **kwargs)
                 finally:

@@ -216,7 +216,7 @@ def _failed(ctx: WorkflowContext, exc: BaseException) -> None:
 
 def _ended(ctx: WorkflowContext) -> None:
     get_executor().untrack(ctx)
-    notify_finished()
+    notify_finished(ctx.workflow_id)
 
 
 def execute(
