@@ -220,3 +220,25 @@ def test_start_workflow_of_an_undecorated_function_is_a_clear_error():
 
     with pytest.raises(DBOSException, match="not a workflow"):
         DBOS.start_workflow(len, [1])
+
+
+def test_recovery_reattaches_to_the_recorded_child_instead_of_starting_another(
+    transactional_db,
+):
+    from django_dbos.testing import recover_workflow, simulate_crash
+
+    with SetWorkflowID("parent-crash"), simulate_crash(after_step=1):
+        wf.parent_workflow(5)  # records the inline child's start, then "crashes" before it runs
+    [child] = WorkflowStatus.objects.filter(parent_workflow_id="parent-crash")
+    assert (child.workflow_uuid, child.status) == ("parent-crash-1", "PENDING")
+    assert "plain_workflow" not in wf.calls
+    assert recover_workflow("parent-crash") == [7, 17, "parent-crash-2", "parent-crash"]
+    children = WorkflowStatus.objects.filter(parent_workflow_id="parent-crash")
+    assert sorted(children.values_list("workflow_uuid", flat=True)) == [
+        "parent-crash-1",
+        "parent-crash-2",
+    ]
+    assert wf.calls["plain_workflow"] == 2  # the re-attached child and the second, once each
+    with SetWorkflowID("parent-crash"):  # and a replay re-attaches to both, running nothing
+        assert wf.parent_workflow(5) == [7, 17, "parent-crash-2", "parent-crash"]
+    assert wf.calls["plain_workflow"] == 2

@@ -29,7 +29,12 @@ from django_dbos.engine.handles import (
     notify_finished,
     outcome,
 )
-from django_dbos.engine.steps import begin_operation, encode_outcome, refused_checkpoint
+from django_dbos.engine.steps import (
+    begin_operation,
+    crash_if_simulated,
+    encode_outcome,
+    refused_checkpoint,
+)
 from django_dbos.engine.threads import in_event_loop, run_blocking, to_thread
 from django_dbos.errors import (
     DBOSAwaitedWorkflowCancelledError,
@@ -124,6 +129,8 @@ def prepare(
         )
     ):
         raise refused_checkpoint(parent, function_id)
+    if parent is not None and not child_checkpointed:
+        crash_if_simulated(parent, function_id)
     prepared = Prepared(workflow_id=workflow_id, definition=definition, is_child=bool(parent))
     if created:
         prepared.ctx = WorkflowContext(
