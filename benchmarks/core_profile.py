@@ -167,7 +167,7 @@ def sql_replay(url: str, rounds: int) -> dict[str, Any]:
             now = now_ms()
             values = [state["id"], function_id, "bench.noop", "null", None, None, now, now]
             if guarded:
-                on.execute(system_db._RECORD_STEP_SQL, [*values, state["id"], "PENDING"])
+                on.execute(system_db._RECORD_STEP_PG_SQL, [*values, state["id"], "PENDING"])
             else:
                 on.execute(plain_step, values)
 
@@ -175,7 +175,8 @@ def sql_replay(url: str, rounds: int) -> dict[str, Any]:
 
     def finish(_: str) -> None:
         conn.execute(
-            system_db._FINISH_SQL, ["SUCCESS", "10", None, now_ms(), state["id"], "PENDING"]
+            system_db._FINISH_SQL,
+            ["SUCCESS", "10", None, now_ms(), state["id"], "PENDING", "bench-replay"],
         )
 
     cases = [

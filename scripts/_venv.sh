@@ -54,7 +54,7 @@ ensure_venv() {
         fi
     elif [[ -e "$VENV" ]]; then
         [[ -f "$VENV/pyvenv.cfg" ]] || die "$VENV exists and is not a virtualenv; set VENV=..."
-        say "$VENV is broken: rebuilding it"
+        say "$VENV is broken or older than Python 3.11: rebuilding it"
         rm -rf "$VENV"
     fi
     if [[ ! -x "$VENV/bin/python" ]]; then
