@@ -22,6 +22,7 @@ from benchmarks.common import BenchmarkError, progress  # noqa: E402
 
 SUITES = {
     "core": "benchmarks.core",  # step and workflow overhead vs raw INSERT and vs dbos
+    "comm": "benchmarks.comm",  # send->recv and set_event->get_event latency vs dbos
 }
 
 

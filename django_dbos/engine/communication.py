@@ -164,8 +164,8 @@ def _consume(ctx: WorkflowContext, function_id: int, topic: str | None) -> tuple
     alias = system_db.connection().alias
     rows = Notification.objects.using(alias).filter(destination_id=ctx.workflow_id)
     rows = rows.filter(topic=topic) if topic is not None else rows.filter(topic__isnull=True)
-    if not rows.exists():  # look without taking the write lock (SQLite) while nothing is there
-        return False, None
+    if system_db.connection().vendor == "sqlite" and not rows.exists():
+        return False, None  # look first: an empty poll must not take SQLite's one write lock
     with transaction.atomic(using=alias):
         oldest = (
             rows.select_for_update(skip_locked=True)
