@@ -8,6 +8,7 @@ shutdown). It lives in a ``ContextVar`` so threads and asyncio tasks each see th
 from __future__ import annotations
 
 import contextvars
+import math
 import dataclasses
 import threading
 import time
@@ -183,6 +184,11 @@ def check_attributes(attributes: Any) -> dict[str, Any]:
             raise DBOSException(
                 f"Workflow attribute {key!r} must be a str, number, bool or None, "
                 f"not {type(value).__name__}."
+            )
+        if isinstance(value, float) and not math.isfinite(value):
+            raise DBOSException(
+                f"Workflow attribute {key!r} must be a finite number, not {value!r} "
+                "(it is stored as JSON, which has no NaN or infinity)."
             )
     return dict(attributes)
 
