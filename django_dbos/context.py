@@ -8,8 +8,8 @@ shutdown). It lives in a ``ContextVar`` so threads and asyncio tasks each see th
 from __future__ import annotations
 
 import contextvars
-import math
 import dataclasses
+import math
 import threading
 import time
 from collections.abc import Iterator

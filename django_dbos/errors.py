@@ -193,6 +193,51 @@ class DBOSStreamTimeoutError(DBOSException):
         )
 
 
+class DBOSInvalidArgumentError(DBOSException, ValueError):
+    """An API was given an argument of the wrong type or out of range (nothing was done)."""
+
+    def __init__(
+        self, argument: str, value: Any, expected: str, *, operation: str | None = None
+    ) -> None:
+        shown = repr(value)
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        prefix = f"{operation}: " if operation else ""
+        super().__init__(
+            f"{prefix}{argument} must be {expected}, not {shown}.",
+            operation=operation,
+            argument=argument,
+            value=shown,
+            expected=expected,
+        )
+
+
+class DBOSInvalidStartStepError(DBOSException):
+    """``fork_workflow`` was given a ``start_step`` outside the workflow's recorded steps."""
+
+    def __init__(self, workflow_id: str, start_step: Any, last_step: int) -> None:
+        super().__init__(
+            f"Cannot fork workflow {workflow_id!r} at step {start_step!r}: start_step must be "
+            f"an integer from 1 to {last_step + 1} (its last recorded step is {last_step}; "
+            "steps before start_step are copied, the rest run again).",
+            workflow_id=workflow_id,
+            start_step=start_step,
+            last_step=last_step,
+        )
+
+
+class DBOSWorkflowIDInUseError(DBOSException):
+    """The ID chosen for a new (forked) workflow already belongs to another workflow."""
+
+    def __init__(self, workflow_id: str, workflow_status: str, workflow_name: str) -> None:
+        super().__init__(
+            f"Workflow ID {workflow_id!r} is already in use by workflow {workflow_name!r} "
+            f"(status {workflow_status}). Pick another ID with SetWorkflowID.",
+            workflow_id=workflow_id,
+            workflow_status=workflow_status,
+            workflow_name=workflow_name,
+        )
+
+
 class TimeoutError(DBOSException, builtins.TimeoutError):
     """Waiting for a result took longer than the given timeout; the workflow keeps running."""
 
@@ -239,6 +284,8 @@ __all__ = [
     "DBOSConfigurationError",
     "DBOSConflictingWorkflowError",
     "DBOSException",
+    "DBOSInvalidArgumentError",
+    "DBOSInvalidStartStepError",
     "DBOSMaxRecoveryAttemptsExceededError",
     "DBOSMaxStepRetriesExceeded",
     "DBOSNonExistentWorkflowError",
@@ -251,6 +298,7 @@ __all__ = [
     "DBOSWorkflowCancelledError",
     "DBOSWorkflowConflictIDError",
     "DBOSWorkflowFunctionNotFoundError",
+    "DBOSWorkflowIDInUseError",
     "DBOSWorkflowInterrupted",
     "TimeoutError",
 ]

@@ -25,10 +25,11 @@ from django_dbos import (
     SetWorkflowAttributes,
     SetWorkflowID,
 )
-from django_dbos.api.introspection import DBOSInvalidArgumentError, epoch_ms, workflow_query
+from django_dbos.api.introspection import epoch_ms, workflow_query
 from django_dbos.conf import dbos_settings
 from django_dbos.engine.executor import reset_executor
 from django_dbos.engine.introspection import workflow_queryset
+from django_dbos.errors import DBOSInvalidArgumentError
 from django_dbos.models import WorkflowStatus as Row
 from django_dbos.testing import recover_workflow, simulate_crash, workflow_step_names
 from tests import introspection_workflows as iwf

@@ -23,7 +23,7 @@ from django_dbos.engine.handles import WorkflowHandle, WorkflowHandleAsync
 from django_dbos.engine.introspection import AttributeValue, WorkflowQuery
 from django_dbos.engine.records import StepInfo, WorkflowStatus
 from django_dbos.engine.threads import to_thread
-from django_dbos.errors import DBOSException
+from django_dbos.errors import DBOSInvalidArgumentError
 from django_dbos.models import WorkflowStatusString
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -40,28 +40,6 @@ TimeArg = datetime.datetime | datetime.date | str | int | float
 zone), a ``date`` (its midnight there), an ISO 8601 string, or epoch milliseconds."""
 
 StrOrList = str | Sequence[str]
-
-
-class DBOSInvalidArgumentError(DBOSException, ValueError):
-    """An API was given an argument of the wrong type or out of range (nothing was done)."""
-
-    # To move to errors.py (engine/control.py defines the same class with this constructor).
-    operation: str
-    argument: str
-    value: str
-    """The ``repr`` of the value given (shortened)."""
-    expected: str
-
-    def __init__(self, operation: str, argument: str, value: Any, expected: str) -> None:
-        shown = repr(value)
-        shown = shown if len(shown) <= 80 else shown[:77] + "..."
-        super().__init__(
-            f"{operation}: {argument} must be {expected}, not {shown}.",
-            operation=operation,
-            argument=argument,
-            value=shown,
-            expected=expected,
-        )
 
 
 class QueuedWorkflowFilters(TypedDict, total=False):
@@ -152,7 +130,9 @@ def workflow_query(
     for lower, upper in _TIMES:
         first, last = times[lower], times[upper]
         if first is not None and last is not None and first > last:
-            raise DBOSInvalidArgumentError(operation, upper, options[upper], f"at or after {lower}")
+            raise DBOSInvalidArgumentError(
+                upper, options[upper], f"at or after {lower}", operation=operation
+            )
     return WorkflowQuery(
         **{key: check.strings(key) for key in _STRING_FILTERS},
         workflow_ids=check.strings("workflow_ids"),
@@ -182,18 +162,20 @@ def epoch_ms(operation: str, argument: str, value: Any) -> int | None:
         return None
     if isinstance(value, int | float) and not isinstance(value, bool):
         if not math.isfinite(value) or int(value) not in _BIGINT:
-            raise DBOSInvalidArgumentError(operation, argument, value, "a 64-bit epoch ms")
+            raise DBOSInvalidArgumentError(
+                argument, value, "a 64-bit epoch ms", operation=operation
+            )
         return int(value)
     if isinstance(value, str):
         try:
             value = datetime.datetime.fromisoformat(value.strip())
         except ValueError:
             raise DBOSInvalidArgumentError(
-                operation,
                 argument,
                 value,
                 "an ISO 8601 date or time (e.g. '2025-05-01T12:00:00+00:00'), a datetime, "
                 "or epoch milliseconds",
+                operation=operation,
             ) from None
     if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
         value = datetime.datetime.combine(value, datetime.time())
@@ -202,7 +184,10 @@ def epoch_ms(operation: str, argument: str, value: Any) -> int | None:
             value = timezone.make_aware(value)
         return (value - _EPOCH) // datetime.timedelta(milliseconds=1)
     raise DBOSInvalidArgumentError(
-        operation, argument, value, "a datetime, a date, an ISO 8601 string or epoch milliseconds"
+        argument,
+        value,
+        "a datetime, a date, an ISO 8601 string or epoch milliseconds",
+        operation=operation,
     )
 
 
@@ -214,7 +199,9 @@ class _Checker:
         self.options = options
 
     def fail(self, argument: str, expected: str) -> DBOSInvalidArgumentError:
-        return DBOSInvalidArgumentError(self.operation, argument, self.options[argument], expected)
+        return DBOSInvalidArgumentError(
+            argument, self.options[argument], expected, operation=self.operation
+        )
 
     def strings(self, argument: str) -> tuple[str, ...] | None:
         value = self.options.get(argument)

@@ -55,7 +55,7 @@ _INSERT_STATUS_SQL = (
     "ON CONFLICT (workflow_uuid) DO NOTHING RETURNING workflow_uuid"
 )
 
-_SUMMARY_COLUMNS = (
+SUMMARY_COLUMNS = (
     "workflow_uuid",
     "status",
     "name",
@@ -130,7 +130,7 @@ def insert_workflow(values: dict[str, Any]) -> bool:
 def get_summary(workflow_id: str) -> WorkflowSummary | None:
     with connection().cursor() as cursor:
         cursor.execute(
-            f"SELECT {', '.join(_SUMMARY_COLUMNS)} FROM {STATUS_TABLE} WHERE workflow_uuid = %s",
+            f"SELECT {', '.join(SUMMARY_COLUMNS)} FROM {STATUS_TABLE} WHERE workflow_uuid = %s",
             [workflow_id],
         )
         row = cursor.fetchone()

@@ -128,6 +128,8 @@ def prepare(
             parent.workflow_id, function_id, definition.name, child_workflow_id=workflow_id
         )
     ):
+        if created:  # the parent was cancelled meanwhile: its new child must not linger
+            system_db.set_status(workflow_id, S.CANCELLED, only_if=[S.PENDING])
         raise refused_checkpoint(parent, function_id)
     if parent is not None and not child_checkpointed:
         crash_if_simulated(parent, function_id)
