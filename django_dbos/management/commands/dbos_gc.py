@@ -4,44 +4,13 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import re
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
 from django_dbos.engine import retention
+from django_dbos.management.arguments import duration, whole_number
 from django_dbos.models import now_ms
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_PART = re.compile(r"(\d+)([smhdw])")
-
-
-def duration(value: str) -> datetime.timedelta:
-    """``30d``, ``12h``, ``1d12h``, ``90m``, ``2w``, ``45s``: a positive span of time."""
-    text = value.strip().lower()
-    if not text or not re.fullmatch(rf"(?:{_PART.pattern})+", text):
-        raise argparse.ArgumentTypeError(
-            f"{value!r} is not a duration: use a number with a unit s, m, h, d or w "
-            "(e.g. 30d, 12h, 1d12h)"
-        )
-    seconds = sum(int(n) * _UNITS[unit] for n, unit in _PART.findall(text))
-    if seconds <= 0:
-        raise argparse.ArgumentTypeError(f"{value!r} must be longer than zero")
-    return datetime.timedelta(seconds=seconds)
-
-
-def count(minimum: int, maximum: int | None = None) -> Any:
-    def parse(value: str) -> int:
-        try:
-            number = int(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
-        if number < minimum or (maximum is not None and number > maximum):
-            limits = f"from {minimum} to {maximum}" if maximum else f"at least {minimum}"
-            raise argparse.ArgumentTypeError(f"must be {limits}, not {number}")
-        return number
-
-    return parse
 
 
 class Command(BaseCommand):
@@ -62,14 +31,14 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--keep",
-            type=count(1),
+            type=whole_number(1),
             default=None,
             metavar="N",
             help="Keep only the newest N workflows (older finished ones are deleted).",
         )
         parser.add_argument(
             "--batch-size",
-            type=count(1, retention.MAX_GC_BATCH_SIZE),
+            type=whole_number(1, retention.MAX_GC_BATCH_SIZE),
             default=retention.DEFAULT_GC_BATCH_SIZE,
             metavar="N",
             help=f"Workflows deleted per transaction (default {retention.DEFAULT_GC_BATCH_SIZE}).",

@@ -15,28 +15,9 @@ from django.core.management.base import BaseCommand, CommandError
 from django_dbos.conf import dbos_settings
 from django_dbos.engine.executor import reset_executor
 from django_dbos.engine.worker import run_worker
+from django_dbos.management.arguments import non_negative_float, positive_int
 
 logger = logging.getLogger("django_dbos.worker")
-
-
-def positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
-    return number
-
-
-def non_negative_float(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {number}")
-    return number
 
 
 class Command(BaseCommand):

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from django_dbos import DBOS, DBOSException, SetWorkflowID, StepInfo, WorkflowStatus
 from django_dbos.api.introspection import epoch_ms
+from django_dbos.management.arguments import non_negative_int
 from django_dbos.models import TERMINAL_STATUSES, WorkflowStatusString
 
 DEFAULT_LIMIT = 50
@@ -80,16 +81,6 @@ def attribute(value: str) -> tuple[str, Any]:
             f"{value!r}: an attribute value is a string, number, true, false or null"
         )
     return key, parsed
-
-
-def non_negative_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {number}")
-    return number
 
 
 def step_number(value: str) -> int:

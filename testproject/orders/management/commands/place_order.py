@@ -7,7 +7,6 @@ twice with ``--order`` to see that a finished workflow ID is never run again.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import time
@@ -17,29 +16,10 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from django_dbos import DBOS, SetWorkflowID, StepInfo
+from django_dbos.management.arguments import non_negative_float, positive_int
 from django_dbos.models import TERMINAL_STATUSES
 from testproject.orders.models import Order, Product
 from testproject.orders.workflows import order_workflow
-
-
-def positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
-    return number
-
-
-def non_negative_float(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {number}")
-    return number
 
 
 def workflow_id_for(order: Order) -> str:

@@ -1,0 +1,59 @@
+"""argparse ``type=`` validators shared by the management commands: a mistake on the command line
+is an ``ArgumentTypeError`` naming the option, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import re
+from collections.abc import Callable
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_PART = re.compile(r"(\d+)([smhdw])")
+
+
+def whole_number(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """An int within [minimum, maximum]."""
+
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+        if number < minimum or (maximum is not None and number > maximum):
+            if maximum is not None:
+                limits = f"from {minimum} to {maximum}"
+            else:
+                limits = "0 or more" if minimum == 0 else f"at least {minimum}"
+            raise argparse.ArgumentTypeError(f"must be {limits}, not {number}")
+        return number
+
+    return parse
+
+
+positive_int = whole_number(1)
+non_negative_int = whole_number(0)
+
+
+def non_negative_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {number}")
+    return number
+
+
+def duration(value: str) -> datetime.timedelta:
+    """``30d``, ``12h``, ``1d12h``, ``90m``, ``2w``, ``45s``: a positive span of time."""
+    text = value.strip().lower()
+    if not text or not re.fullmatch(rf"(?:{_PART.pattern})+", text):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a duration: use a number with a unit s, m, h, d or w "
+            "(e.g. 30d, 12h, 1d12h)"
+        )
+    seconds = sum(int(n) * _UNITS[unit] for n, unit in _PART.findall(text))
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"{value!r} must be longer than zero")
+    return datetime.timedelta(seconds=seconds)
