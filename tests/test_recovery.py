@@ -192,3 +192,38 @@ def test_a_zombie_execution_cannot_finish_a_workflow_it_no_longer_owns(executor)
     WorkflowStatus.objects.filter(pk="zombie").update(executor_id="the-adopter")
     assert not sdb.finish_workflow("zombie", "SUCCESS", executor.executor_id, output="1")
     assert WorkflowStatus.objects.get(pk="zombie").status == "PENDING"
+
+
+def test_a_workflow_submitted_to_the_pool_but_not_yet_started_is_not_adopted_twice(executor):
+    """The window between start_workflow's INSERT and the pool thread starting the body: a
+    second caller must wait, not take the workflow over as if nobody ran it."""
+    release = threading.Event()
+    real_submit = executor.submit
+
+    def slow_submit(fn, *args):
+        def later(*inner):
+            release.wait(5)  # the pool thread is slow to pick the task up
+            return fn(*inner)
+
+        return real_submit(later, *args)
+
+    executor.submit = slow_submit  # type: ignore[method-assign]
+    with SetWorkflowID("not-yet-started"):
+        handle = DBOS.start_workflow(wf.k_steps, 2)
+    outcome = {}
+
+    def second_caller():
+        try:
+            with SetWorkflowID("not-yet-started"):
+                outcome["value"] = wf.k_steps(2)
+        finally:
+            connection.close()
+
+    caller = threading.Thread(target=second_caller)
+    caller.start()
+    caller.join(0.3)
+    assert caller.is_alive()  # waiting for the reserved execution, not running it itself
+    release.set()
+    caller.join(10)
+    assert outcome["value"] == handle.get_result(timeout=10) == 2
+    assert WorkflowStatus.objects.get(pk="not-yet-started").recovery_attempts == 0

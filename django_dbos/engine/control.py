@@ -313,9 +313,14 @@ def _run_resumed(
             or (current.executor_id != executor.executor_id)
         ):
             raise DBOSWorkflowConflictIDError(workflow_id)
-    if executor.is_running_here(workflow_id):
+    if not executor.reserve(workflow_id):
         raise DBOSWorkflowConflictIDError(workflow_id)  # re-attached by its parent meanwhile
-    return run_in_pool(definition, context_for_recovery(summary), args, kwargs, True)
+    try:
+        ctx = context_for_recovery(summary)
+    except BaseException:
+        executor.release(workflow_id)
+        raise
+    return run_in_pool(definition, ctx, args, kwargs, True)
 
 
 def resume_workflows(workflow_ids: Any) -> list[WorkflowHandle]:

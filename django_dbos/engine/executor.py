@@ -22,6 +22,7 @@ from django_dbos.conf import dbos_settings
 from django_dbos.context import WorkflowContext
 from django_dbos.engine import system_db
 from django_dbos.engine.threads import WorkflowPool
+from django_dbos.errors import DBOSWorkflowConflictIDError
 from django_dbos.registry import registry
 
 logger = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ class ProcessExecutor:
         self._heartbeat_stop = threading.Event()
         self._heartbeat_thread: threading.Thread | None = None
         self.active: dict[str, WorkflowContext] = {}
+        self._reserved: set[str] = set()
         self.shutting_down = threading.Event()
         self._idle = threading.Condition(self._lock)
         self._in_flight = 0
@@ -182,8 +184,30 @@ class ProcessExecutor:
         with self._lock:
             return self._idle.wait_for(lambda: self._in_flight == 0, timeout)
 
-    def track(self, ctx: WorkflowContext) -> None:
+    def reserve(self, workflow_id: str) -> bool:
+        """Claim the right to run ``workflow_id`` in this process; False if an execution here
+        already has it (running, or about to: submitted to the pool, not yet started). Every
+        execution reserves before it starts, so two threads of one process never both run a
+        workflow; the reservation ends with the execution (``untrack``) or ``release``."""
         with self._lock:
+            if workflow_id in self.active or workflow_id in self._reserved:
+                return False
+            self._reserved.add(workflow_id)
+            return True
+
+    def release(self, workflow_id: str) -> None:
+        """Give up a reservation that did not lead to an execution."""
+        with self._lock:
+            self._reserved.discard(workflow_id)
+            self._idle.notify_all()
+
+    def track(self, ctx: WorkflowContext) -> None:
+        """The execution holding the reservation starts."""
+        with self._lock:
+            self._reserved.discard(ctx.workflow_id)
+            running = self.active.get(ctx.workflow_id)
+            if running is not None and running is not ctx:
+                raise DBOSWorkflowConflictIDError(ctx.workflow_id)
             self.active[ctx.workflow_id] = ctx
             if self.shutting_down.is_set():
                 ctx.request_stop("shutdown")
@@ -195,7 +219,8 @@ class ProcessExecutor:
             self._idle.notify_all()
 
     def is_running_here(self, workflow_id: str) -> bool:
-        return workflow_id in self.active
+        with self._lock:
+            return workflow_id in self.active or workflow_id in self._reserved
 
     def stop_workflow(self, workflow_id: str, reason: str) -> bool:
         """Ask a workflow running here to stop at its next durable operation."""

@@ -31,7 +31,24 @@ S = WorkflowStatusString
 
 
 def _claim(summary: system_db.WorkflowSummary, from_executor: str | None) -> WorkflowContext | None:
+    """Reserve the workflow in this process, then claim it in the database. The context to run
+    it with, holding the reservation; None (nothing reserved) if it is not ours to run."""
     executor = get_executor()
+    if not executor.reserve(summary.workflow_id):
+        return None  # already running (or about to) in this process
+    try:
+        ctx = _claim_reserved(executor, summary, from_executor)
+    except BaseException:
+        executor.release(summary.workflow_id)
+        raise
+    if ctx is None:
+        executor.release(summary.workflow_id)
+    return ctx
+
+
+def _claim_reserved(
+    executor: ProcessExecutor, summary: system_db.WorkflowSummary, from_executor: str | None
+) -> WorkflowContext | None:
     executor.ensure_started()
     attempts = system_db.claim_for_recovery(
         summary.workflow_id, from_executor, executor.executor_id
@@ -88,17 +105,20 @@ def adopt_if_orphaned(summary: system_db.WorkflowSummary) -> WorkflowContext | N
 
 
 def _submit(summary: system_db.WorkflowSummary, ctx: WorkflowContext) -> Future[Any]:
-    definition = registry.get_workflow(summary.name, summary.workflow_id)
-    args, kwargs = serialization.deserialize_args(summary.inputs or "")
-    return get_executor().submit(run_in_pool, definition, ctx, args, kwargs, True)
+    executor = get_executor()
+    try:
+        definition = registry.get_workflow(summary.name, summary.workflow_id)
+        args, kwargs = serialization.deserialize_args(summary.inputs or "")
+        return executor.submit(run_in_pool, definition, ctx, args, kwargs, True)
+    except BaseException:
+        executor.release(summary.workflow_id)
+        raise
 
 
 def recover_workflow(workflow_id: str, from_executor: str | None) -> WorkflowHandle | None:
     """Claim one PENDING workflow from ``from_executor`` and run it on the pool."""
     summary = system_db.get_summary(workflow_id)
     if summary is None or summary.status != S.PENDING:
-        return None
-    if get_executor().is_running_here(workflow_id):
         return None
     ctx = _claim(summary, from_executor)
     if ctx is None:

@@ -135,6 +135,7 @@ def prepare(
         crash_if_simulated(parent, function_id)
     prepared = Prepared(workflow_id=workflow_id, definition=definition, is_child=bool(parent))
     if created:
+        executor.reserve(workflow_id)  # a new row: nobody else can hold it
         prepared.ctx = WorkflowContext(
             workflow_id=workflow_id,
             name=definition.name,
@@ -346,9 +347,14 @@ async def start_workflow_async(
 def _submit(prepared: Prepared, args: tuple[Any, ...], kwargs: dict[str, Any]) -> WorkflowHandle:
     if prepared.ctx is None:
         return WorkflowHandle(prepared.workflow_id)
-    future = get_executor().submit(
-        run_in_pool, prepared.definition, prepared.ctx, *prepared.inputs(args, kwargs)
-    )
+    executor = get_executor()
+    try:
+        future = executor.submit(
+            run_in_pool, prepared.definition, prepared.ctx, *prepared.inputs(args, kwargs)
+        )
+    except BaseException:
+        executor.release(prepared.workflow_id)
+        raise
     return WorkflowHandle(prepared.workflow_id, future)
 
 
