@@ -50,3 +50,14 @@ def test_children_inherit_the_parents_deadline():
 def test_bad_timeouts_are_refused(bad):
     with pytest.raises(DBOSException, match="positive number of seconds"):
         SetWorkflowTimeout(bad)
+
+
+def test_the_deadline_survives_a_crash_and_recovery():
+    from django_dbos.testing import recover_workflow, simulate_crash
+
+    with SetWorkflowID("to-crash"), SetWorkflowTimeout(0.4), simulate_crash(after_step=1):
+        wf.k_steps(3)
+    time.sleep(0.5)  # the deadline passes while the workflow is down
+    with pytest.raises(DBOSAwaitedWorkflowCancelledError):
+        recover_workflow("to-crash")
+    assert WorkflowStatus.objects.get(pk="to-crash").status == "CANCELLED"
