@@ -11,7 +11,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from django_dbos.context import SetWorkflowAttributes, SetWorkflowID, SetWorkflowTimeout
+    from django_dbos.context import (
+        SetEnqueueOptions,
+        SetWorkflowAttributes,
+        SetWorkflowID,
+        SetWorkflowTimeout,
+    )
     from django_dbos.dbos import DBOS, StepOptions
     from django_dbos.engine.communication import SendMessage
     from django_dbos.engine.handles import WorkflowHandle, WorkflowHandleAsync
@@ -39,6 +44,7 @@ if TYPE_CHECKING:
         DBOSWorkflowInterrupted,
     )
     from django_dbos.models import WorkflowStatusString
+    from django_dbos.queues import Queue
 
 _LAZY = {
     "DBOS": "django_dbos.dbos",
@@ -62,7 +68,9 @@ _LAZY = {
     "DBOSWorkflowConflictIDError": "django_dbos.errors",
     "DBOSWorkflowFunctionNotFoundError": "django_dbos.errors",
     "DBOSWorkflowInterrupted": "django_dbos.errors",
+    "Queue": "django_dbos.queues",
     "SendMessage": "django_dbos.engine.communication",
+    "SetEnqueueOptions": "django_dbos.context",
     "SetWorkflowAttributes": "django_dbos.context",
     "SetWorkflowID": "django_dbos.context",
     "SetWorkflowTimeout": "django_dbos.context",
@@ -111,7 +119,9 @@ __all__ = [
     "DBOSWorkflowFunctionNotFoundError",
     "DBOSWorkflowIDInUseError",
     "DBOSWorkflowInterrupted",
+    "Queue",
     "SendMessage",
+    "SetEnqueueOptions",
     "SetWorkflowAttributes",
     "SetWorkflowID",
     "SetWorkflowTimeout",

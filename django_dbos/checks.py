@@ -56,11 +56,14 @@ def check_workflow_modules(app_configs: Any = None, **kwargs: Any) -> list[Check
             )
         )
     for duplicate in registry.duplicates:
+        hint = f"Give one of them another name with @DBOS.{duplicate.kind}(name=...)."
+        if duplicate.kind == "queue":
+            hint = "Declare each queue once (import that Queue object), or use another name."
         messages.append(
             Error(
                 f"Two {duplicate.kind}s are registered under the name {duplicate.name!r}: "
                 f"{duplicate.first} and {duplicate.second}.",
-                hint=f"Give one of them another name with @DBOS.{duplicate.kind}(name=...).",
+                hint=hint,
                 obj=duplicate.second,
                 id="django_dbos.E004",
             )

@@ -103,6 +103,12 @@ class StartOptions:
     authenticated_user: str | None = None
     attributes: dict[str, Any] | None = None
     crash_after_step: int | None = None
+    # enqueue options (SetEnqueueOptions); ignored by workflows that are not enqueued
+    deduplication_id: str | None = None
+    priority: int | None = None
+    queue_partition_key: str | None = None
+    delay_seconds: float | None = None
+    app_version: str | None = None
 
 
 _next_start: contextvars.ContextVar[StartOptions] = contextvars.ContextVar(
@@ -219,3 +225,79 @@ class SetWorkflowTimeout(_StartOptionSetter):
                 f"not {workflow_timeout_sec!r}."
             )
         super().__init__(workflow_timeout_sec)
+
+
+MAX_PRIORITY = 2**31 - 1
+
+
+class SetEnqueueOptions:
+    """``with SetEnqueueOptions(priority=1, deduplication_id="order-42"):``: options for the
+    next ``Queue.enqueue`` in this block (DBOS's names).
+
+    ``priority``: 0 (the default) .. 2**31-1, lower runs first (the queue needs
+    ``priority_enabled``); ``deduplication_id``: a second enqueue while a workflow with this ID
+    is live on the queue raises ``DBOSQueueDeduplicatedError``; ``queue_partition_key``: the
+    partition of a partitioned queue; ``delay_seconds``: not claimed before this delay;
+    ``app_version``: only workers of that application version run it. Raises
+    ``DBOSInvalidArgumentError`` for a value of the wrong type or out of range.
+    """
+
+    def __init__(
+        self,
+        *,
+        deduplication_id: str | None = None,
+        priority: int | None = None,
+        queue_partition_key: str | None = None,
+        delay_seconds: float | None = None,
+        app_version: str | None = None,
+    ) -> None:
+        from django_dbos.errors import DBOSInvalidArgumentError
+
+        op = "SetEnqueueOptions"
+        for argument, value in (
+            ("deduplication_id", deduplication_id),
+            ("queue_partition_key", queue_partition_key),
+            ("app_version", app_version),
+        ):
+            if value is not None and (not isinstance(value, str) or not value or len(value) > 255):
+                raise DBOSInvalidArgumentError(
+                    argument, value, "a non-empty string of at most 255 characters", operation=op
+                )
+        if priority is not None and (
+            isinstance(priority, bool)
+            or not isinstance(priority, int)
+            or not 0 <= priority <= MAX_PRIORITY
+        ):
+            raise DBOSInvalidArgumentError(
+                "priority", priority, f"an int from 0 to {MAX_PRIORITY}", operation=op
+            )
+        if delay_seconds is not None and (
+            isinstance(delay_seconds, bool)
+            or not isinstance(delay_seconds, int | float)
+            or not math.isfinite(delay_seconds)
+            or delay_seconds < 0
+        ):
+            raise DBOSInvalidArgumentError(
+                "delay_seconds", delay_seconds, "a number of seconds, 0 or more", operation=op
+            )
+        self._values: dict[str, Any] = {
+            "deduplication_id": deduplication_id,
+            "priority": priority,
+            "queue_partition_key": queue_partition_key,
+            "delay_seconds": delay_seconds,
+            "app_version": app_version,
+        }
+        self._token: contextvars.Token[StartOptions] | None = None
+
+    def __enter__(self) -> SetEnqueueOptions:
+        self._token = _next_start.set(dataclasses.replace(_next_start.get(), **self._values))
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._token is not None:
+            _next_start.reset(self._token)

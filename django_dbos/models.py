@@ -68,6 +68,7 @@ class WorkflowStatus(models.Model):
     workflow_timeout_ms = models.BigIntegerField(null=True, blank=True)
     workflow_deadline_epoch_ms = models.BigIntegerField(null=True, blank=True)
     started_at_epoch_ms = models.BigIntegerField(null=True, blank=True)
+    delay_until_epoch_ms = models.BigIntegerField(null=True, blank=True)
     parent_workflow_id = models.CharField(max_length=255, null=True, blank=True)
     forked_from = models.CharField(max_length=255, null=True, blank=True)
     authenticated_user = models.CharField(max_length=255, null=True, blank=True)
@@ -94,6 +95,10 @@ class WorkflowStatus(models.Model):
             models.Index(
                 fields=["queue_name", "status", "priority", "created_at"],
                 name="dbos_wf_dequeue",
+            ),
+            # the rate limiter: a queue's starts within the last period
+            models.Index(
+                fields=["queue_name", "started_at_epoch_ms"], name="dbos_wf_queue_started"
             ),
         ]
         constraints = [
@@ -265,6 +270,7 @@ class QueueConfig(models.Model):
     limiter_period_sec = models.FloatField(null=True, blank=True)
     priority_enabled = models.BooleanField(default=False)
     partition_queue = models.BooleanField(default=False)
+    partition_concurrency = models.IntegerField(null=True, blank=True)
     updated_at = models.BigIntegerField(default=now_ms)
 
     class Meta:

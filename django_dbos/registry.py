@@ -13,9 +13,12 @@ import hashlib
 import inspect
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django_dbos.errors import DBOSWorkflowFunctionNotFoundError
+
+if TYPE_CHECKING:
+    from django_dbos.queues import Queue
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -48,6 +51,7 @@ class Registry:
         self._lock = threading.Lock()
         self.workflows: dict[str, WorkflowDefinition] = {}
         self.steps: dict[str, str] = {}
+        self.queues: dict[str, Queue] = {}
         self.duplicates: list[DuplicateName] = []
         self.import_errors: dict[str, BaseException] = {}
         self._version: str | None = None
@@ -79,6 +83,22 @@ class Registry:
                 )
                 return
             self.steps[name] = origin
+
+    def add_queue(self, queue: Queue) -> None:
+        """The same name with other settings is recorded for the E004 check (the first stays)."""
+        with self._lock:
+            existing = self.queues.get(queue.name)
+            if existing is not None and existing.settings != queue.settings:
+                self.duplicates.append(
+                    DuplicateName(
+                        kind="queue",
+                        name=queue.name,
+                        first=existing.settings.describe(),
+                        second=queue.settings.describe(),
+                    )
+                )
+                return
+            self.queues[queue.name] = queue
 
     def get_workflow(self, name: str, workflow_id: str = "") -> WorkflowDefinition:
         try:

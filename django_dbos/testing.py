@@ -114,14 +114,23 @@ def workflow_step_names(workflow_id: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def running_worker(threads: int = 8, executor_id: str | None = None) -> Iterator[ProcessExecutor]:
-    """Run what ``dbos_worker`` runs (recovery, adoption of dead executors' workflows) on
-    threads in this process until the block exits. Needs committed data (transactional tests)."""
+def running_worker(
+    queues: list[str] | None = None, threads: int = 8, executor_id: str | None = None
+) -> Iterator[ProcessExecutor]:
+    """Run what ``dbos_worker`` runs (recovery, adoption of dead executors' workflows, the
+    dispatcher of ``queues``, default all declared) on threads in this process until the block
+    exits. Needs committed data (transactional tests)."""
+    from django_dbos.engine.dispatcher import served_queues
+
+    served_queues(queues)  # an unknown queue name fails here, not in the thread
     executor = reset_executor(executor_id)
     executor.threads = threads
     stop = threading.Event()
     thread = threading.Thread(
-        target=run_worker, args=(executor, stop), kwargs={"grace_period": 5}, daemon=True
+        target=run_worker,
+        args=(executor, stop),
+        kwargs={"grace_period": 5, "queues": queues},
+        daemon=True,
     )
     thread.start()
     try:

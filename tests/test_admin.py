@@ -366,6 +366,7 @@ def test_detail_shows_every_column():
         "updated_at": "updated_time",
         "started_at_epoch_ms": "started_time",
         "workflow_deadline_epoch_ms": "deadline_time",
+        "delay_until_epoch_ms": "delay_until_time",
         "workflow_timeout_ms": "timeout",
     }
     fields = [name for _, options in WorkflowStatusAdmin.fieldsets for name in options["fields"]]

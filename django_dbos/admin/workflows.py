@@ -169,7 +169,13 @@ _WORKFLOW_FIELDS = {
         "timeout",
         "deadline_time",
     ),
-    "queue": ("queue_name", "queue_partition_key", "priority", "deduplication_id"),
+    "queue": (
+        "queue_name",
+        "queue_partition_key",
+        "priority",
+        "deduplication_id",
+        "delay_until_time",
+    ),
     "execution": (
         "executor_link",
         "application_version",
@@ -333,6 +339,10 @@ class WorkflowStatusAdmin(ReadOnlyAdmin):
     @admin.display(description=_("deadline"))
     def deadline_time(self, obj: WorkflowStatus) -> Any:
         return self.shown(local_time(obj.workflow_deadline_epoch_ms, millis=True))
+
+    @admin.display(description=_("delayed until"))
+    def delay_until_time(self, obj: WorkflowStatus) -> Any:
+        return self.shown(local_time(obj.delay_until_epoch_ms, millis=True))
 
     @admin.display(description=_("duration"))
     def duration(self, obj: WorkflowStatus) -> str:

@@ -125,6 +125,35 @@ class ControlAPI:
 
     # -- attributes --------------------------------------------------------------------------
 
+    # -- queues -------------------------------------------------------------------------------
+
+    @staticmethod
+    def set_workflow_delay(
+        workflow_id: str,
+        delay_seconds: float | None = None,
+        *,
+        delay_until_epoch_ms: int | None = None,
+    ) -> None:
+        """Set or move the delay of a DELAYED queued workflow: no worker claims it before
+        ``delay_seconds`` from now (or the epoch time ``delay_until_epoch_ms``; give exactly
+        one). A workflow that is not DELAYED is left as it is; an unknown ID raises
+        ``DBOSNonExistentWorkflowError``. Not recorded as a step inside a workflow."""
+        from django_dbos.engine.queues import set_delay
+
+        set_delay(control.check_workflow_id(workflow_id), delay_seconds, delay_until_epoch_ms)
+
+    @staticmethod
+    async def set_workflow_delay_async(
+        workflow_id: str,
+        delay_seconds: float | None = None,
+        *,
+        delay_until_epoch_ms: int | None = None,
+    ) -> None:
+        from django_dbos.engine.queues import set_delay
+
+        workflow_id = control.check_workflow_id(workflow_id)
+        await to_thread(set_delay, workflow_id, delay_seconds, delay_until_epoch_ms)
+
     @staticmethod
     def update_workflow_attributes(
         workflow_id: str, attributes: dict[str, Any] | None, *, merge: bool = True

@@ -19,7 +19,14 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django_dbos.conf import dbos_settings
 from django_dbos.context import Checkpoint
 from django_dbos.engine import statements
-from django_dbos.models import Executor, WorkflowStatus, WorkflowStatusString, now_ms
+from django_dbos.errors import DBOSQueueDeduplicatedError
+from django_dbos.models import (
+    TERMINAL_STATUSES,
+    Executor,
+    WorkflowStatus,
+    WorkflowStatusString,
+    now_ms,
+)
 
 PENDING = WorkflowStatusString.PENDING.value
 STATUS_TABLE = WorkflowStatus._meta.db_table
@@ -42,6 +49,7 @@ _STATUS_COLUMNS = (
     "workflow_timeout_ms",
     "workflow_deadline_epoch_ms",
     "started_at_epoch_ms",
+    "delay_until_epoch_ms",
     "parent_workflow_id",
     "forked_from",
     "authenticated_user",
@@ -53,6 +61,14 @@ _INSERT_STATUS_SQL = (
     f"INSERT INTO {STATUS_TABLE} ({', '.join(_STATUS_COLUMNS)}) "
     f"VALUES ({', '.join(['%s'] * len(_STATUS_COLUMNS))}) "
     "ON CONFLICT (workflow_uuid) DO NOTHING RETURNING workflow_uuid"
+)
+
+# Enqueue: a conflict on the ID *or* on (queue_name, deduplication_id) inserts nothing (the
+# caller then looks up which); an IntegrityError never reaches the user.
+_ENQUEUE_SQL = (
+    f"INSERT INTO {STATUS_TABLE} ({', '.join(_STATUS_COLUMNS)}) "
+    f"VALUES ({', '.join(['%s'] * len(_STATUS_COLUMNS))}) "
+    "ON CONFLICT DO NOTHING RETURNING workflow_uuid"
 )
 
 SUMMARY_COLUMNS = (
@@ -127,6 +143,46 @@ def insert_workflow(values: dict[str, Any]) -> bool:
     return statements.execute(connection(), _INSERT_STATUS_SQL, params, fetch=True).row is not None
 
 
+def enqueue_workflow(values: dict[str, Any]) -> bool:
+    """INSERT an ENQUEUED (or DELAYED) row; True when created, False when the ID exists.
+
+    Raises ``DBOSQueueDeduplicatedError`` when a live workflow (ENQUEUED, DELAYED, PENDING)
+    holds the row's deduplication ID on its queue. A *finished* holder's ID is released here
+    and the insert retried: DBOS clears the ID when a workflow ends, and doing it lazily keeps
+    the finish UPDATE of every workflow one statement."""
+    row: dict[str, Any] = {column: None for column in _STATUS_COLUMNS}
+    row.update(values)
+    params = [row[column] for column in _STATUS_COLUMNS]
+    workflow_id: str = row["workflow_uuid"]
+    queue_name: str = row["queue_name"]
+    dedup_id: str | None = row["deduplication_id"]
+    finished = [str(status) for status in TERMINAL_STATUSES]
+    conn = connection()
+    for _attempt in range(3):
+        with conn.cursor() as cursor:
+            cursor.execute(_ENQUEUE_SQL, params)
+            if cursor.fetchone() is not None:
+                return True
+            cursor.execute(f"SELECT 1 FROM {STATUS_TABLE} WHERE workflow_uuid = %s", [workflow_id])
+            if cursor.fetchone() is not None or dedup_id is None:
+                return False
+            cursor.execute(
+                f"SELECT workflow_uuid, status FROM {STATUS_TABLE} "
+                "WHERE queue_name = %s AND deduplication_id = %s",
+                [queue_name, dedup_id],
+            )
+            holder = cursor.fetchone()
+            if holder is not None and holder[1] not in finished:
+                break
+            if holder is not None:
+                cursor.execute(
+                    f"UPDATE {STATUS_TABLE} SET deduplication_id = NULL "
+                    f"WHERE workflow_uuid = %s AND status IN ({', '.join(['%s'] * len(finished))})",
+                    [holder[0], *finished],
+                )
+    raise DBOSQueueDeduplicatedError(workflow_id, queue_name, dedup_id or "")
+
+
 def get_summary(workflow_id: str) -> WorkflowSummary | None:
     with connection().cursor() as cursor:
         cursor.execute(
@@ -191,6 +247,23 @@ def load_checkpoints(workflow_id: str) -> dict[int, Checkpoint]:
             [workflow_id],
         )
         return {row[0]: Checkpoint(*row) for row in cursor.fetchall()}
+
+
+def load_checkpoints_of(workflow_ids: list[str]) -> dict[str, dict[int, Checkpoint]]:
+    """The checkpoints of several workflows in one query (the dispatcher's claimed batch)."""
+    found: dict[str, dict[int, Checkpoint]] = {}
+    if not workflow_ids:
+        return found
+    with connection().cursor() as cursor:
+        cursor.execute(
+            "SELECT workflow_uuid, function_id, function_name, output, error, child_workflow_id "
+            f"FROM {STEPS_TABLE} "
+            f"WHERE workflow_uuid IN ({', '.join(['%s'] * len(workflow_ids))})",
+            workflow_ids,
+        )
+        for workflow_id, *row in cursor.fetchall():
+            found.setdefault(workflow_id, {})[row[0]] = Checkpoint(*row)
+    return found
 
 
 def statuses_of(workflow_ids: list[str]) -> dict[str, str]:

@@ -2,9 +2,9 @@
 ``get_result`` and ``wait_first``.
 
 A waiter registers interest in a key (``("msg", workflow_id, topic)``, ``("event", workflow_id,
-key)``, ``("stream", workflow_id, key)``, ``("done", workflow_id)``), looks at the database, and
-sleeps until the key is signalled or a poll interval passes, then looks again. Keys are signalled
-from two places:
+key)``, ``("stream", workflow_id, key)``, ``("done", workflow_id)``, ``("enqueued", queue)``),
+looks at the database, and sleeps until the key is signalled or a poll interval passes, then
+looks again. Keys are signalled from two places:
 
 - in this process, right after the change commits (``signal_after_commit``);
 - on PostgreSQL, from other processes too: triggers installed by the migrations ``pg_notify`` on
@@ -37,6 +37,7 @@ CHANNELS = {
     "dbos_events": "event",
     "dbos_streams": "stream",
     "dbos_workflow_finished": "done",
+    "dbos_workflow_enqueued": "enqueued",  # payload: the queue name (the dispatcher waits)
 }
 
 _lock = threading.Lock()

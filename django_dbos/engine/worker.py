@@ -1,9 +1,11 @@
 """The worker loop behind ``manage.py dbos_worker`` (and ``testing.running_worker``).
 
 Start: register the executor, resume our own PENDING workflows. Then, every recovery interval,
-adopt the workflows of dead executors. Stop (an Event, set by a signal handler or a test): every
-running workflow halts at its next checkpoint and stays PENDING; after the grace period the
-stragglers are logged and the executor is retired, so live workers adopt them at once.
+adopt the workflows of dead executors, and in between claim queued workflows (the dispatcher)
+whenever one is enqueued, a slot frees up, or the queues' polling interval passes. Stop (an
+Event, set by a signal handler or a test): every running workflow halts at its next checkpoint
+and stays PENDING; after the grace period the stragglers are logged and the executor is
+retired, so live workers adopt them at once.
 """
 
 from __future__ import annotations
@@ -11,10 +13,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from contextlib import nullcontext
+from typing import Any
 
 from django.db import connections
 
 from django_dbos.conf import dbos_settings
+from django_dbos.engine import wakeups
+from django_dbos.engine.dispatcher import Dispatcher, served_queues
 from django_dbos.engine.executor import ProcessExecutor, refresh_connections
 from django_dbos.engine.recovery import adopt_orphans, recover_own_pending
 
@@ -27,10 +33,13 @@ def run_worker(
     *,
     burst: bool = False,
     grace_period: float | None = None,
+    queues: list[str] | None = None,
 ) -> list[str]:
-    """Run until ``stop`` is set (or, with ``burst``, until no work is left). Returns the IDs
-    of workflows still running when the grace period ran out."""
+    """Run until ``stop`` is set (or, with ``burst``, until no work is left). ``queues``: the
+    queue names to serve (None: every declared queue). Returns the IDs of workflows still
+    running when the grace period ran out."""
     settings = dbos_settings()
+    dispatcher = Dispatcher(executor, served_queues(queues))
     executor.ensure_started()
     try:
         recovered = recover_own_pending(executor)
@@ -38,22 +47,68 @@ def run_worker(
             logger.info(
                 "Resumed %d workflow(s) of executor %s", len(recovered), executor.executor_id
             )
-        while not stop.is_set():
-            refresh_connections()
-            try:
-                adopted = adopt_orphans(executor)
-            except Exception:
-                logger.exception("Scanning for orphaned workflows failed; retrying")
-                adopted = []
-                connections.close_all()
-            if adopted:
-                logger.info("Adopted %d workflow(s) of dead executors", len(adopted))
-            if burst and not adopted and executor.wait_idle(timeout=0.05):
-                break
-            stop.wait(0.05 if burst else settings.recovery_interval)
+        waiting = wakeups.waiting_for(*dispatcher.keys) if dispatcher.queues else nullcontext()
+        with waiting as woken:
+            next_recovery = 0.0
+            while not stop.is_set():
+                refresh_connections()
+                adopted: list[Any] = []
+                if time.monotonic() >= next_recovery:
+                    adopted = _adopt(executor)
+                    next_recovery = time.monotonic() + (
+                        0.05 if burst else settings.recovery_interval
+                    )
+                if woken is not None:
+                    woken.clear()
+                claimed = _dispatch(dispatcher)
+                if burst and not adopted and not claimed and executor.wait_idle(timeout=0.05):
+                    break
+                if claimed and executor.free_slots > 0:
+                    continue  # there may be more right away
+                pause = next_recovery - time.monotonic()
+                if dispatcher.queues:
+                    pause = min(pause, dispatcher.polling_interval)
+                _pause(stop, woken, pause)
     finally:
         stragglers = shutdown(executor, grace_period)
     return stragglers
+
+
+def _adopt(executor: ProcessExecutor) -> list[Any]:
+    try:
+        adopted = adopt_orphans(executor)
+    except Exception:
+        logger.exception("Scanning for orphaned workflows failed; retrying")
+        connections.close_all()
+        return []
+    if adopted:
+        logger.info("Adopted %d workflow(s) of dead executors", len(adopted))
+    return adopted
+
+
+def _dispatch(dispatcher: Dispatcher) -> int:
+    if not dispatcher.queues:
+        return 0
+    try:
+        return dispatcher.run_round()
+    except Exception:
+        logger.exception("Claiming queued workflows failed; retrying")
+        connections.close_all()
+        return 0
+
+
+def _pause(stop: threading.Event, woken: threading.Event | None, seconds: float) -> None:
+    """Sleep up to ``seconds``: until a wake-up, or ``stop`` (looked at every 0.1 s)."""
+    deadline = time.monotonic() + max(0.0, seconds)
+    while not stop.is_set():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        if woken is None:
+            if stop.wait(remaining):
+                return
+        elif woken.wait(min(remaining, 0.1)):
+            return
 
 
 def shutdown(executor: ProcessExecutor, grace_period: float | None = None) -> list[str]:

@@ -81,8 +81,12 @@ def prepare(
     kwargs: dict[str, Any],
     parent: WorkflowContext | None,
     options: StartOptions,
+    queued: dict[str, Any] | None = None,
 ) -> Prepared:
-    """Validate, serialize and INSERT the status row (nothing is written if input is bad)."""
+    """Validate, serialize and INSERT the status row (nothing is written if input is bad).
+
+    ``queued`` (from ``engine/queues.py``): the row's queue columns; the row is then written
+    ENQUEUED/DELAYED for a worker to claim, and the result never has a context to run."""
     executor = get_executor()
     child_checkpointed = False
     if parent is not None:
@@ -94,33 +98,37 @@ def prepare(
     else:
         workflow_id = options.workflow_id or str(uuid.uuid4())
     inputs = serialization.serialize_args(args, kwargs)
-    executor.ensure_started()
+    if queued is None:
+        executor.ensure_started()
     now = now_ms()
     timeout_ms = int(options.timeout_seconds * 1000) if options.timeout_seconds else None
-    deadline = now + timeout_ms if timeout_ms else None
+    deadline = now + timeout_ms if timeout_ms and queued is None else None
     if parent is not None and parent.deadline_epoch_ms is not None:
         deadline = min(deadline or parent.deadline_epoch_ms, parent.deadline_epoch_ms)
     version = application_version()
-    created = system_db.insert_workflow(
-        {
-            "workflow_uuid": workflow_id,
-            "status": S.PENDING.value,
-            "name": definition.name,
-            "inputs": inputs,
-            "executor_id": executor.executor_id,
-            "application_version": version,
-            "recovery_attempts": 0,
-            "priority": 0,
-            "workflow_timeout_ms": timeout_ms,
-            "workflow_deadline_epoch_ms": deadline,
-            "started_at_epoch_ms": now,
-            "parent_workflow_id": parent.workflow_id if parent else None,
-            "authenticated_user": options.authenticated_user,
-            "attributes": json.dumps(options.attributes) if options.attributes else None,
-            "created_at": now,
-            "updated_at": now,
-        }
-    )
+    row = {
+        "workflow_uuid": workflow_id,
+        "status": S.PENDING.value,
+        "name": definition.name,
+        "inputs": inputs,
+        "executor_id": executor.executor_id,
+        "application_version": version,
+        "recovery_attempts": 0,
+        "priority": 0,
+        "workflow_timeout_ms": timeout_ms,
+        "workflow_deadline_epoch_ms": deadline,
+        "started_at_epoch_ms": now,
+        "parent_workflow_id": parent.workflow_id if parent else None,
+        "authenticated_user": options.authenticated_user,
+        "attributes": json.dumps(options.attributes) if options.attributes else None,
+        "created_at": now,
+        "updated_at": now,
+    }
+    if queued is not None:
+        row.update(queued, executor_id=None, started_at_epoch_ms=None)
+        created = system_db.enqueue_workflow(row)
+    else:
+        created = system_db.insert_workflow(row)
     if (
         parent is not None
         and not child_checkpointed
@@ -129,11 +137,15 @@ def prepare(
         )
     ):
         if created:  # the parent was cancelled meanwhile: its new child must not linger
-            system_db.set_status(workflow_id, S.CANCELLED, only_if=[S.PENDING])
+            system_db.set_status(
+                workflow_id, S.CANCELLED, only_if=[S.PENDING, S.ENQUEUED, S.DELAYED]
+            )
         raise refused_checkpoint(parent, function_id)
     if parent is not None and not child_checkpointed:
         crash_if_simulated(parent, function_id)
     prepared = Prepared(workflow_id=workflow_id, definition=definition, is_child=bool(parent))
+    if created and queued is not None:
+        return prepared
     if created:
         executor.reserve(workflow_id)  # a new row: nobody else can hold it
         prepared.ctx = WorkflowContext(
@@ -151,7 +163,11 @@ def prepare(
     if existing.name != definition.name:
         raise DBOSConflictingWorkflowError(workflow_id, existing.name, definition.name)
     prepared.existing = existing
-    if existing.status == S.PENDING and not executor.is_running_here(workflow_id):
+    if (
+        queued is None
+        and existing.status == S.PENDING
+        and not executor.is_running_here(workflow_id)
+    ):
         from django_dbos.engine.recovery import adopt_if_orphaned  # recovery imports us
 
         prepared.ctx = adopt_if_orphaned(existing)

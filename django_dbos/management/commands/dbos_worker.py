@@ -13,8 +13,10 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from django_dbos.conf import dbos_settings
+from django_dbos.engine.dispatcher import served_queues
 from django_dbos.engine.executor import reset_executor
 from django_dbos.engine.worker import run_worker
+from django_dbos.errors import DBOSConfigurationError
 from django_dbos.management.arguments import non_negative_float, positive_int
 
 logger = logging.getLogger("django_dbos.worker")
@@ -23,7 +25,8 @@ logger = logging.getLogger("django_dbos.worker")
 class Command(BaseCommand):
     help = (
         "Run durable workflows: resume this executor's pending workflows, adopt those of dead "
-        "executors, heartbeat. SIGTERM/SIGINT stop it gracefully; a second signal forces exit."
+        "executors, run queued workflows (--queue), heartbeat. SIGTERM/SIGINT stop it "
+        "gracefully; a second signal forces exit."
     )
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
@@ -38,6 +41,14 @@ class Command(BaseCommand):
             default=None,
             help="Run under this executor ID and take over its PENDING workflows at once "
             "(one live process per ID). Default: a unique ID per process.",
+        )
+        parser.add_argument(
+            "--queue",
+            action="append",
+            dest="queues",
+            metavar="NAME",
+            default=None,
+            help="Serve this queue (repeatable). Default: every queue declared in this project.",
         )
         parser.add_argument(
             "--burst",
@@ -56,6 +67,10 @@ class Command(BaseCommand):
         executor_id = options["executor_id"]
         if executor_id is not None and not executor_id.strip():
             raise CommandError("--executor-id must not be empty.")
+        try:
+            queues = served_queues(options["queues"])
+        except DBOSConfigurationError as exc:
+            raise CommandError(str(exc)) from None
         executor = reset_executor(executor_id or dbos_settings().EXECUTOR_ID)
         if options["threads"]:
             executor.threads = options["threads"]
@@ -64,10 +79,15 @@ class Command(BaseCommand):
         self.stdout.write(
             f"dbos_worker {executor.executor_id} (pid {os.getpid()}, {executor.threads} threads)"
             + (" in burst mode" if options["burst"] else "")
+            + (f", queues: {', '.join(q.name for q in queues)}" if queues else "")
         )
         try:
             stragglers = run_worker(
-                executor, stop, burst=options["burst"], grace_period=options["grace_period"]
+                executor,
+                stop,
+                burst=options["burst"],
+                grace_period=options["grace_period"],
+                queues=[q.name for q in queues],
             )
         finally:
             for signum, handler in previous.items():
