@@ -223,7 +223,6 @@ def claim(queue: Queue, executor_id: str, budget: int) -> list[Claimed]:
     in priority then FIFO order. One transaction of a few statements."""
     settings = queue.settings
     conn = system_db.connection()
-    now = now_ms()
     version = application_version()
     with transaction.atomic(using=conn.alias):
         global_limits = (
@@ -233,6 +232,9 @@ def claim(queue: Queue, executor_id: str, budget: int) -> list[Claimed]:
         )
         if global_limits:
             _serialize_queue(conn, queue.name)
+        # stamped after the locks are held: a claim that waited must not start in the past,
+        # or the limiter's window would count it too early
+        now = now_ms()
         with conn.cursor() as cursor:
             if settings.concurrency is not None:
                 cursor.execute(
