@@ -15,7 +15,10 @@ import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:  # run as a script: make `benchmarks` and the project importable
+# Run as a script, Python puts benchmarks/ itself first on sys.path, where benchmarks/queue.py
+# would shadow the standard library's `queue`: drop it, and make the project importable.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO_ROOT / "benchmarks"]
+if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from benchmarks.common import BenchmarkError, progress  # noqa: E402
@@ -23,6 +26,7 @@ from benchmarks.common import BenchmarkError, progress  # noqa: E402
 SUITES = {
     "core": "benchmarks.core",  # step and workflow overhead vs raw INSERT and vs dbos
     "comm": "benchmarks.comm",  # send->recv and set_event->get_event latency vs dbos
+    "queue": "benchmarks.queue",  # enqueue, drain and enqueue->start vs dbos
 }
 
 

@@ -1,0 +1,384 @@
+"""``queue``: enqueue throughput, drain throughput of one worker, and enqueue->start latency of
+an idle worker, beside the dbos package, on the same PostgreSQL in the same run.
+
+Figures: ``enqueue_per_s`` (one thread, each enqueue its own transaction); ``drain_per_s``
+(``drain_workflows`` queued one-step workflows drained by one in-process worker,
+``testing.running_worker(queues=[...], threads=...)``, from the worker's start to the last
+workflow's SUCCESS); ``enqueue_to_start_ms`` (median, enqueue in this process to the workflow
+body starting in an idle worker in **another** process, woken by LISTEN/NOTIFY), and the same
+for the dbos package (``dbos_*``), timed by ``dbos_queue.py`` in a subprocess. See
+``docs/benchmarks.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib.util
+import json
+import logging
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+
+from benchmarks.common import (
+    ID_PREFIX,
+    BenchmarkError,
+    RawInsert,
+    conninfo,
+    describe,
+    ensure_database,
+    fresh_id,
+    progress,
+    require_postgres_url,
+    sibling_url,
+)
+
+DBOS_SYSTEM_DATABASE = "dbos_bench_queue_sys"
+THREADS = 8  # the worker's threads (WORKER_THREADS' default)
+SETTLE_MS = 50.0
+DRAIN_TIMEOUT_S = 300.0
+TARGET_RATIO = 2.0  # drain and enqueue at least 2x the dbos package's
+TARGET_LATENCY_MS = 10.0
+
+#: enqueue (warm-up, timed), drain workflows, latency (warm-up, timed), dbos default-poll latency
+#: samples (each waits for its 1 s poll)
+QUICK = {"enqueue": (20, 300), "drain": 300, "latency": (10, 50), "slow_latency": 8}
+FULL = {"enqueue": (50, 2000), "drain": 1000, "latency": (20, 200), "slow_latency": 20}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-dbos", action="store_true", help="skip the dbos package (its figures are null)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=THREADS, help=f"worker threads (default {THREADS})"
+    )
+    parser.add_argument(
+        "--keep-rows",
+        action="store_true",
+        help="keep the benchmark's workflow rows (by default rows with IDs bench-* are deleted)",
+    )
+    parser.add_argument(
+        "--dbos-system-database",
+        default=DBOS_SYSTEM_DATABASE,
+        help="database (same server as DATABASE_URL) for the dbos package's system tables",
+    )
+
+
+# -- shared with dbos_queue.py (nothing here imports Django or dbos) -------------------------
+
+
+def time_enqueues(enqueue: Callable[[str], Any], warmup: int, count: int) -> dict[str, Any]:
+    """``warmup`` untimed then ``count`` timed back-to-back enqueues on fresh IDs, one thread."""
+    for _ in range(warmup):
+        enqueue(fresh_id())
+    gc.collect()
+    ids = [fresh_id() for _ in range(count)]
+    samples: list[int] = []
+    clock = time.perf_counter_ns
+    began = clock()
+    for workflow_id in ids:
+        started = clock()
+        enqueue(workflow_id)
+        samples.append(clock() - started)
+    elapsed = (clock() - began) / 1e9
+    return {"per_s": round(count / elapsed, 1), "detail": describe(samples)}
+
+
+def wait_drained(
+    params: dict[str, Any], table: str, queue_name: str, count: int, began_epoch: float
+) -> dict[str, Any]:
+    """Wait until ``count`` workflows of ``queue_name`` are SUCCESS (a cheap COUNT every 10 ms
+    on a connection of its own), then read the first claim and last finish from the rows."""
+    deadline = time.monotonic() + DRAIN_TIMEOUT_S
+    with psycopg.connect(**params, autocommit=True) as conn:
+        while True:
+            done, failed = conn.execute(
+                f"SELECT COUNT(*) FILTER (WHERE status = 'SUCCESS'), "
+                f"COUNT(*) FILTER (WHERE status IN ('ERROR', 'CANCELLED', "
+                f"'MAX_RECOVERY_ATTEMPTS_EXCEEDED')) FROM {table} WHERE queue_name = %s",
+                [queue_name],
+            ).fetchone()
+            if failed:
+                raise BenchmarkError(f"{failed} drained workflow(s) of {queue_name} failed")
+            if done >= count:
+                break
+            if time.monotonic() > deadline:
+                raise BenchmarkError(f"only {done}/{count} of {queue_name} done in time")
+            time.sleep(0.01)
+        first_start, last_done = conn.execute(
+            f"SELECT MIN(started_at_epoch_ms), MAX(updated_at) FROM {table} "
+            "WHERE queue_name = %s AND status = 'SUCCESS'",
+            [queue_name],
+        ).fetchone()
+    total_s = last_done / 1000 - began_epoch
+    steady_s = (last_done - first_start) / 1000
+    return {
+        "per_s": round(count / total_s, 1),
+        "seconds": round(total_s, 3),
+        "first_claim_after_s": round(first_start / 1000 - began_epoch, 3),
+        "steady_per_s": round(count / steady_s, 1) if steady_s > 0 else None,
+        "workflows": count,
+    }
+
+
+def time_latency(
+    enqueue_stamp: Callable[[str], int],
+    warmup: int,
+    count: int,
+    settle_ms: float,
+    jitter_ms: float = 10.0,
+) -> dict[str, Any]:
+    """Enqueue->body start, ns by the wall clock: ``enqueue_stamp(id)`` enqueues a ``stamp``
+    workflow and returns the body's ``time.time_ns()``; t0 is taken just before the enqueue.
+    A settle pause plus up to ``jitter_ms`` first, so the worker is idle and, for a polling
+    worker, the enqueue falls at a random point of its polling period."""
+    samples: list[int] = []
+    for round_no in range(warmup + count):
+        time.sleep((settle_ms + random.uniform(0, jitter_ms)) / 1000)
+        workflow_id = fresh_id()
+        began = time.time_ns()
+        started = enqueue_stamp(workflow_id)
+        if round_no >= warmup:
+            samples.append(started - began)
+    return {"median_ms": round(statistics.median(samples) / 1e6, 3), "detail": describe(samples)}
+
+
+# -- the suite ---------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    url = require_postgres_url()
+    if not args.no_dbos and importlib.util.find_spec("dbos") is None:
+        raise BenchmarkError(
+            "the dbos package is not installed: pip install -e '.[bench]' (or pass --no-dbos)"
+        )
+    counts = QUICK if args.quick else FULL
+    if ensure_database(url):
+        progress(f"created database {conninfo(url)['dbname']}")
+    from benchmarks.core import setup_django
+
+    settings = setup_django()
+    logging.getLogger("django_dbos.worker").setLevel(logging.WARNING)  # a line per workflow
+    try:
+        ours = measure_ours(url, counts, args.threads)
+    finally:
+        if not args.keep_rows:
+            delete_rows()
+    theirs = None
+    if not args.no_dbos:
+        theirs = measure_dbos(sibling_url(url, args.dbos_system_database), counts, args.keep_rows)
+    return summarize(ours, theirs, counts, args.threads, settings)
+
+
+def measure_ours(url: str, counts: dict[str, Any], threads: int) -> dict[str, Any]:
+    from django.db import connection
+
+    from benchmarks import queue_workflows as qw
+    from django_dbos import SetWorkflowID
+    from django_dbos.engine.system_db import STATUS_TABLE
+    from django_dbos.testing import running_worker
+
+    params = conninfo(url, connection.settings_dict["NAME"])
+    delete_rows()  # a previous run interrupted before its clean-up
+
+    def enqueue_one(workflow_id: str) -> None:
+        with SetWorkflowID(workflow_id):
+            qw.enqueue_queue.enqueue(qw.one_step)
+
+    warmup, count = counts["enqueue"]
+    progress(f"django_dbos: enqueue, {warmup} warm-up + {count} timed")
+    enqueue = time_enqueues(enqueue_one, warmup, count)
+    progress(f"django_dbos: {enqueue['per_s']} enqueues/s")
+    raw = RawInsert(params)  # the floor: a one-row INSERT + COMMIT, same loop and counts
+    try:
+        raw_insert = time_enqueues(raw, warmup, count)
+    finally:
+        raw.close()
+    progress(f"django_dbos: {raw_insert['per_s']} raw INSERT+COMMIT/s (the floor)")
+
+    drain_count = counts["drain"]
+    progress(f"django_dbos: drain {drain_count} workflows, one worker, {threads} threads")
+    for _ in range(drain_count):
+        with SetWorkflowID(fresh_id()):
+            qw.drain_queue.enqueue(qw.one_step)
+    gc.collect()
+    began = time.time()
+    with running_worker(queues=[qw.DRAIN_QUEUE], threads=threads):
+        drain = wait_drained(params, STATUS_TABLE, qw.DRAIN_QUEUE, drain_count, began)
+    progress(f"django_dbos: drained at {drain['per_s']}/s ({drain['seconds']} s)")
+
+    def stamp_on(queue: Any) -> Callable[[str], int]:
+        def call(workflow_id: str) -> int:
+            with SetWorkflowID(workflow_id):
+                handle = queue.enqueue(qw.stamp)
+            return handle.get_result(timeout=30)
+
+        return call
+
+    warmup, count = counts["latency"]
+    progress(f"django_dbos: enqueue->start, worker in another process ({warmup} + {count})")
+    with worker_process(qw.LATENCY_REMOTE_QUEUE, threads):
+        remote = time_latency(stamp_on(qw.latency_remote_queue), warmup, count, SETTLE_MS)
+    progress(f"django_dbos: enqueue->start {remote['median_ms']} ms (other process)")
+    with running_worker(queues=[qw.LATENCY_QUEUE], threads=threads):
+        time.sleep(0.2)
+        local = time_latency(stamp_on(qw.latency_queue), warmup, count, SETTLE_MS)
+    progress(f"django_dbos: enqueue->start {local['median_ms']} ms (same process)")
+    return {
+        "enqueue": enqueue,
+        "raw_insert": raw_insert,
+        "drain": drain,
+        "latency": remote,
+        "latency_local": local,
+    }
+
+
+class worker_process:
+    """``queue_workflows.worker_main`` in a subprocess: a real second process on the queue."""
+
+    def __init__(self, queue_name: str, threads: int) -> None:
+        self.command = [
+            sys.executable,
+            "-c",
+            "import django; django.setup(); from benchmarks import queue_workflows as w; "
+            f"w.worker_main({queue_name!r}, {threads})",
+        ]
+
+    def __enter__(self) -> worker_process:
+        from benchmarks.core import REPO_ROOT
+
+        self.proc = subprocess.Popen(
+            self.command, cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        line = self.proc.stdout.readline() if self.proc.stdout else ""
+        if line.strip() != "ready":
+            self.proc.kill()
+            raise BenchmarkError("the worker subprocess did not start; see stderr")
+        time.sleep(0.5)  # its LISTEN connection is being opened
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def delete_rows() -> None:
+    """Delete the workflows this benchmark created (IDs ``bench-*``), their checkpoints and
+    the benchmark's queue rows."""
+    from django.db import connection
+
+    from benchmarks import queue_workflows as qw
+    from django_dbos.engine.system_db import STATUS_TABLE, STEPS_TABLE
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {STEPS_TABLE} WHERE workflow_uuid LIKE %s", [ID_PREFIX + "%"])
+        cursor.execute(f"DELETE FROM {STATUS_TABLE} WHERE workflow_uuid LIKE %s", [ID_PREFIX + "%"])
+        cursor.execute("DELETE FROM dbos_queues WHERE name = ANY(%s)", [list(qw.QUEUE_NAMES)])
+    for queue in (qw.enqueue_queue, qw.drain_queue, qw.latency_queue, qw.latency_remote_queue):
+        queue.stored = False
+
+
+# -- the dbos package --------------------------------------------------------------------------
+
+
+def measure_dbos(system_url: str, counts: dict[str, Any], keep_rows: bool) -> dict[str, Any]:
+    from benchmarks.core import REPO_ROOT, _clean_env
+
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.dbos_queue",
+        "--system-database-url",
+        system_url,
+        "--counts",
+        json.dumps(counts),
+        "--settle-ms",
+        repr(SETTLE_MS),
+    ]
+    if keep_rows:
+        command.append("--keep-rows")
+    progress(f"dbos: starting a subprocess (system database {system_url.rsplit('/', 1)[-1]})")
+    done = subprocess.run(  # stderr passes through: its progress lines and any traceback
+        command, cwd=REPO_ROOT, env=_clean_env(), stdout=subprocess.PIPE, text=True, timeout=900
+    )
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    if done.returncode != 0 or not lines:
+        raise BenchmarkError(f"the dbos subprocess failed (exit {done.returncode}); see stderr")
+    return json.loads(lines[-1])
+
+
+# -- the result --------------------------------------------------------------------------------
+
+
+def summarize(
+    ours: dict[str, Any],
+    theirs: dict[str, Any] | None,
+    counts: dict[str, Any],
+    threads: int,
+    settings: dict[str, Any],
+) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "enqueue_per_s": ours["enqueue"]["per_s"],
+        "drain_per_s": ours["drain"]["per_s"],
+        "enqueue_to_start_ms": ours["latency"]["median_ms"],
+        "dbos_enqueue_per_s": None,
+        "dbos_drain_per_s": None,
+        "dbos_enqueue_to_start_ms": None,
+        "dbos_enqueue_to_start_fast_poll_ms": None,
+        "meets_targets": None,
+        "enqueue_vs_dbos": None,
+        "drain_vs_dbos": None,
+        "enqueue_to_start_same_process_ms": ours["latency_local"]["median_ms"],
+        "raw_insert_commit_per_s": ours["raw_insert"]["per_s"],
+        "drain_steady_per_s": ours["drain"]["steady_per_s"],
+        "dbos_drain_steady_per_s": None,
+        "drain_worker": f"in-process testing.running_worker, threads={threads}",
+        "latency_worker": "other process (testing.running_worker), LISTEN/NOTIFY",
+        "enqueue_iterations": counts["enqueue"][1],
+        "drain_workflows": counts["drain"],
+        "latency_iterations": counts["latency"][1],
+        "dbos_latency_iterations": None,
+        "dbos_fast_poll_latency_iterations": None,
+        **settings,
+        "cpu_count": os.cpu_count(),
+        "detail": {"django_dbos": ours},
+    }
+    latency_ok = result["enqueue_to_start_ms"] <= TARGET_LATENCY_MS
+    if theirs is None:
+        result["meets_targets"] = None if latency_ok else False
+        return result
+    result.update(
+        {
+            "dbos_enqueue_per_s": theirs["enqueue"]["per_s"],
+            "dbos_drain_per_s": theirs["drain"]["per_s"],
+            "dbos_enqueue_to_start_ms": theirs["latency"]["median_ms"],
+            "dbos_enqueue_to_start_fast_poll_ms": theirs["latency_fast"]["median_ms"],
+            "enqueue_vs_dbos": round(result["enqueue_per_s"] / theirs["enqueue"]["per_s"], 2),
+            "drain_vs_dbos": round(result["drain_per_s"] / theirs["drain"]["per_s"], 2),
+            "dbos_drain_steady_per_s": theirs["drain"]["steady_per_s"],
+            "dbos_latency_iterations": theirs["latency"]["detail"]["n"],
+            "dbos_fast_poll_latency_iterations": theirs["latency_fast"]["detail"]["n"],
+            "dbos_version": theirs["dbos_version"],
+        }
+    )
+    result["meets_targets"] = (
+        result["enqueue_vs_dbos"] >= TARGET_RATIO
+        and result["drain_vs_dbos"] >= TARGET_RATIO
+        and latency_ok
+    )
+    result["detail"]["dbos"] = theirs
+    return result
