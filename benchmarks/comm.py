@@ -12,11 +12,7 @@ from __future__ import annotations
 
 import argparse
 import gc
-import importlib.util
-import json
 import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -25,18 +21,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.common import (
-    ID_PREFIX,
     BenchmarkError,
-    conninfo,
+    add_dbos_arguments,
+    delete_django_rows,
     describe,
-    ensure_database,
     fresh_id,
     median_ms,
     progress,
-    require_postgres_url,
+    run_dbos,
+    setup_django,
     sibling_url,
+    suite_database,
 )
-from benchmarks.core import REPO_ROOT, _clean_env, setup_django
 
 DBOS_SYSTEM_DATABASE = "dbos_bench_comm_sys"
 SETTLE_MS = 50.0
@@ -49,24 +45,12 @@ FIGURES = ("send_to_recv", "set_to_get_event", "send_call", "set_event_call")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--no-dbos", action="store_true", help="skip the dbos package (its figures are null)"
-    )
+    add_dbos_arguments(parser, DBOS_SYSTEM_DATABASE)
     parser.add_argument(
         "--settle-ms",
         type=float,
         default=SETTLE_MS,
         help=f"pause between the waiter being about to wait and the write (default {SETTLE_MS:g})",
-    )
-    parser.add_argument(
-        "--keep-rows",
-        action="store_true",
-        help="keep the benchmark's workflow rows (by default rows with IDs bench-* are deleted)",
-    )
-    parser.add_argument(
-        "--dbos-system-database",
-        default=DBOS_SYSTEM_DATABASE,
-        help="database (same server as DATABASE_URL) for the dbos package's system tables",
     )
 
 
@@ -175,15 +159,9 @@ def measure(side: Side, warmup: int, rounds: int, settle: float, label: str) -> 
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    url = require_postgres_url()
-    if not args.no_dbos and importlib.util.find_spec("dbos") is None:
-        raise BenchmarkError(
-            "the dbos package is not installed: pip install -e '.[bench]' (or pass --no-dbos)"
-        )
+    url = suite_database(args.no_dbos)
     warmup, rounds = QUICK if args.quick else FULL
     settle = args.settle_ms / 1000
-    if ensure_database(url):
-        progress(f"created database {conninfo(url)['dbname']}")
     settings = setup_django()
 
     progress(f"django_dbos: {warmup} warm-up + {rounds} timed rounds (send->recv, set->get)")
@@ -239,47 +217,20 @@ def django_side() -> Side:
 
 def delete_rows() -> None:
     """Delete the workflows this benchmark created (IDs ``bench-*``) and everything of theirs."""
-    from django.db import connection
-
-    from django_dbos.engine.system_db import STATUS_TABLE, STEPS_TABLE
-
-    with connection.cursor() as cursor:
-        for table, column in (
+    delete_django_rows(
+        [
             ("dbos_workflow_events_history", "workflow_uuid"),
             ("dbos_workflow_events", "workflow_uuid"),
             ("dbos_notifications", "destination_uuid"),
-            (STEPS_TABLE, "workflow_uuid"),
-            (STATUS_TABLE, "workflow_uuid"),
-        ):
-            cursor.execute(f"DELETE FROM {table} WHERE {column} LIKE %s", [ID_PREFIX + "%"])
+        ]
+    )
 
 
 def measure_dbos(
     system_url: str, warmup: int, rounds: int, settle_ms: float, keep_rows: bool
 ) -> dict[str, Any]:
-    command = [
-        sys.executable,
-        "-m",
-        "benchmarks.dbos_comm",
-        "--system-database-url",
-        system_url,
-        "--rounds",
-        str(rounds),
-        "--warmup",
-        str(warmup),
-        "--settle-ms",
-        repr(settle_ms),
-    ]
-    if keep_rows:
-        command.append("--keep-rows")
-    progress(f"dbos: starting a subprocess (system database {system_url.rsplit('/', 1)[-1]})")
-    done = subprocess.run(  # stderr passes through: its progress lines and any traceback
-        command, cwd=REPO_ROOT, env=_clean_env(), stdout=subprocess.PIPE, text=True, timeout=900
-    )
-    lines = [line for line in done.stdout.splitlines() if line.strip()]
-    if done.returncode != 0 or not lines:
-        raise BenchmarkError(f"the dbos subprocess failed (exit {done.returncode}); see stderr")
-    return json.loads(lines[-1])
+    options = ["--rounds", str(rounds), "--warmup", str(warmup), "--settle-ms", repr(settle_ms)]
+    return run_dbos("benchmarks.dbos_comm", system_url, options, keep_rows, timeout=900)
 
 
 def summarize(

@@ -11,34 +11,25 @@ for the dbos package (``dbos_*``), timed by ``dbos_core.py`` in a subprocess. Se
 from __future__ import annotations
 
 import argparse
-import gc
-import importlib.util
-import json
 import os
-import statistics
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
+from benchmarks import common
 from benchmarks.common import (
-    ID_PREFIX,
-    BenchmarkError,
-    Case,
     RawInsert,
+    add_dbos_arguments,
     conninfo,
-    describe,
-    ensure_database,
+    delete_django_rows,
     fresh_id,
-    interleaved,
-    median_ms,
-    ms,
     progress,
-    require_postgres_url,
+    run_dbos,
+    setup_django,
     sibling_url,
+    suite_database,
+    time_workflows,
+    workflow_figures,
 )
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 STEP_TARGET = 1.3  # DESIGN.md §8: step checkpoint <= 1.3x a raw one-row INSERT+COMMIT
 DBOS_SYSTEM_DATABASE = "dbos_bench_sys"
 
@@ -48,35 +39,17 @@ FULL = (100, 2000, 4)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--no-dbos", action="store_true", help="skip the dbos package (its figures are null)"
-    )
+    add_dbos_arguments(parser, DBOS_SYSTEM_DATABASE)
     parser.add_argument(
         "--profile",
         action="store_true",
         help="also profile 200 ten-step workflows (cProfile, DB vs Python time, SQL replay)",
     )
-    parser.add_argument(
-        "--keep-rows",
-        action="store_true",
-        help="keep the benchmark's workflow rows (by default rows with IDs bench-* are deleted)",
-    )
-    parser.add_argument(
-        "--dbos-system-database",
-        default=DBOS_SYSTEM_DATABASE,
-        help="database (same server as DATABASE_URL) for the dbos package's system tables",
-    )
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    url = require_postgres_url()
-    if not args.no_dbos and importlib.util.find_spec("dbos") is None:
-        raise BenchmarkError(
-            "the dbos package is not installed: pip install -e '.[bench]' (or pass --no-dbos)"
-        )
+    url = suite_database(args.no_dbos)
     warmup, rounds, raw_per_round = QUICK if args.quick else FULL
-    if ensure_database(url):
-        progress(f"created database {conninfo(url)['dbname']}")
     settings = setup_django()
     from benchmarks import bench_workflows as bw
 
@@ -122,37 +95,11 @@ def report(label: str, figures: dict[str, Any]) -> None:
 # -- Django side -------------------------------------------------------------------------------
 
 
-def setup_django() -> dict[str, Any]:
-    """testproject.settings on DATABASE_URL, schema migrated; DEBUG off unless set explicitly
-    (DEBUG=True logs every query through Django's debug cursor: not what production runs)."""
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "testproject.settings")
-    os.environ.setdefault("DEBUG", "False")
-    import django
-    from django.conf import settings
-    from django.core.management import call_command
-    from django.db import connection
-
-    django.setup()
-    if connection.vendor != "postgresql":
-        raise BenchmarkError(f"DATABASE_URL resolved to {connection.vendor}, not PostgreSQL.")
-    progress("migrating the schema (if needed)")
-    call_command("migrate", verbosity=0)
-    return {
-        "django_debug": settings.DEBUG,
-        "django_version": django.get_version(),
-        "postgres_version": connection.pg_version,
-    }
-
-
 def inline(workflow):
     """A direct call of ``workflow`` under a given (fresh) ID: it runs inline, durably."""
     from django_dbos import SetWorkflowID
 
-    def call(workflow_id: str) -> None:
-        with SetWorkflowID(workflow_id):
-            workflow()
-
-    return call
+    return common.inline(SetWorkflowID, workflow)
 
 
 def count_statements(bw) -> int:
@@ -171,85 +118,37 @@ def measure_ours(bw, url: str, warmup: int, rounds: int, raw_per_round: int) -> 
     from django.db import connection
 
     raw = RawInsert(conninfo(url, connection.settings_dict["NAME"]))
-    cases = [
-        Case("raw", raw, repeats=raw_per_round),
-        Case("wf0", inline(bw.workflow_0_steps)),
-        Case("wf10", inline(bw.workflow_10_steps)),
-    ]
     try:
-        interleaved(cases, rounds=0, warmup=warmup)
-        bw.STEP_CALL_NS.clear()
-        gc.collect()
-        samples = interleaved(cases, rounds=rounds, warmup=0)
+        samples = time_workflows(
+            raw,
+            inline(bw.workflow_0_steps),
+            inline(bw.workflow_10_steps),
+            bw.STEP_CALL_NS,
+            warmup,
+            rounds,
+            raw_per_round,
+        )
     finally:
         raw.close()
-    wf0 = statistics.median(samples["wf0"])
-    wf10 = statistics.median(samples["wf10"])
     step_calls = list(bw.STEP_CALL_NS)
     bw.STEP_CALL_NS.clear()
-    return {
-        "raw_insert_commit_ms": median_ms(samples["raw"]),
-        "workflow_0_steps_ms": round(ms(wf0), 4),
-        "workflow_10_steps_ms": round(ms(wf10), 4),
-        "step_overhead_ms": round(ms(wf10 - wf0) / bw.STEPS, 4),
-        "step_call_ms": median_ms(step_calls),
-        "detail": {
-            "raw_insert_commit": describe(samples["raw"]),
-            "workflow_0_steps": describe(samples["wf0"]),
-            "workflow_10_steps": describe(samples["wf10"]),
-            "step_call": describe(step_calls),
-        },
-    }
+    return workflow_figures(samples, step_calls, bw.STEPS)
 
 
 def delete_rows() -> None:
     """Delete the workflows this benchmark created (IDs ``bench-*``) and their checkpoints."""
-    from django.db import connection
-
-    from django_dbos.engine.system_db import STATUS_TABLE, STEPS_TABLE
-
-    with connection.cursor() as cursor:
-        cursor.execute(f"DELETE FROM {STEPS_TABLE} WHERE workflow_uuid LIKE %s", [ID_PREFIX + "%"])
-        cursor.execute(f"DELETE FROM {STATUS_TABLE} WHERE workflow_uuid LIKE %s", [ID_PREFIX + "%"])
+    delete_django_rows()
 
 
 # -- the dbos package --------------------------------------------------------------------------
 
 
-def _clean_env() -> dict[str, str]:
-    """This environment minus anything that could point DBOS at the cloud or a collector."""
-    drop = ("DBOS_", "DBOS__", "OTEL_", "DJANGO_SETTINGS_MODULE")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    return env
-
-
 def measure_dbos(
     system_url: str, warmup: int, rounds: int, raw_per_round: int, keep_rows: bool
 ) -> dict[str, Any]:
-    command = [
-        sys.executable,
-        "-m",
-        "benchmarks.dbos_core",
-        "--system-database-url",
-        system_url,
-        "--rounds",
-        str(rounds),
-        "--warmup",
-        str(warmup),
-        "--raw-per-round",
-        str(raw_per_round),
-    ]
-    if keep_rows:
-        command.append("--keep-rows")
-    progress(f"dbos: starting a subprocess (system database {system_url.rsplit('/', 1)[-1]})")
-    done = subprocess.run(  # stderr passes through: its progress lines and any traceback
-        command, cwd=REPO_ROOT, env=_clean_env(), stdout=subprocess.PIPE, text=True, timeout=600
-    )
-    lines = [line for line in done.stdout.splitlines() if line.strip()]
-    if done.returncode != 0 or not lines:
-        raise BenchmarkError(f"the dbos subprocess failed (exit {done.returncode}); see stderr")
-    return json.loads(lines[-1])
+    options = ["--rounds", str(rounds), "--warmup", str(warmup)]
+    options += ["--raw-per-round", str(raw_per_round)]
+    return run_dbos("benchmarks.dbos_core", system_url, options, keep_rows, timeout=600)
 
 
 # -- the result --------------------------------------------------------------------------------

@@ -6,24 +6,20 @@ the workflows of ``comm_workflows.py`` for the dbos package, body for body, time
 same loop (``comm.measure``) and the same counts, and prints one JSON object as the last line of
 stdout. Nothing here imports Django.
 
-Nothing reaches the network: no conductor key, OTLP off, and ``comm.py`` strips ``DBOS_*`` /
-``DBOS__*`` / ``OTEL_*`` variables from this process's environment.
+Options, launch and clean-up are ``dbos_common.py``'s (no network: see there).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import logging
 import threading
 import time
 from importlib.metadata import version
 
-import psycopg
 from dbos import DBOS, SetWorkflowID
 
+from benchmarks import dbos_common
 from benchmarks.comm import Side, measure
-from benchmarks.common import ID_PREFIX, conninfo, ensure_database, progress
+from benchmarks.common import progress
 
 TOPIC = "bench"
 MESSAGE = "ping"
@@ -53,26 +49,13 @@ def setter() -> list:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--system-database-url", required=True)
+    parser = dbos_common.argument_parser(__doc__)
     parser.add_argument("--rounds", type=int, required=True)
     parser.add_argument("--warmup", type=int, required=True)
     parser.add_argument("--settle-ms", type=float, required=True)
-    parser.add_argument("--keep-rows", action="store_true")
     args = parser.parse_args(argv)
 
-    if ensure_database(args.system_database_url):
-        progress("dbos: created its system database")
-    logging.getLogger("dbos").setLevel(logging.WARNING)
-    DBOS(
-        config={
-            "name": "django-dbos-bench",
-            "system_database_url": args.system_database_url,
-            "enable_otlp": False,
-            "log_level": "WARNING",
-        }
-    )
-    DBOS.launch()
+    dbos_common.launch(args.system_database_url)
     progress(
         f"dbos {version('dbos')}: launched; {args.warmup} warm-up + {args.rounds} timed rounds "
         "(send->recv, set->get)"
@@ -93,19 +76,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         figures = measure(side, args.warmup, args.rounds, args.settle_ms / 1000, "dbos")
     finally:
-        if not args.keep_rows:
-            _delete_rows(args.system_database_url)
-        DBOS.destroy()
-    print(json.dumps({"dbos_version": version("dbos"), **figures}), flush=True)
-
-
-def _delete_rows(url: str) -> None:
-    """Delete this run's workflows (their steps, events and messages go with them: ON DELETE
-    CASCADE)."""
-    with psycopg.connect(**conninfo(url), autocommit=True) as conn:
-        conn.execute(
-            "DELETE FROM dbos.workflow_status WHERE workflow_uuid LIKE %s", [ID_PREFIX + "%"]
-        )
+        dbos_common.shutdown(args.system_database_url, args.keep_rows)
+    dbos_common.emit(figures)
 
 
 if __name__ == "__main__":

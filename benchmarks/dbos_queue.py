@@ -11,17 +11,13 @@ this process listens only to the drain and latency queues (``DBOS.listen_queues`
 enqueue figure times enqueueing alone. Its queues are registered with ``DBOS.register_queue``
 (dbos 3.4); a registered queue is picked up by DBOS's queue manager thread within a second.
 
-Nothing reaches the network: no conductor key, OTLP off, and ``queue.py`` strips ``DBOS_*`` /
-``DBOS__*`` / ``OTEL_*`` variables from this process's environment.
+Options, launch and clean-up are ``dbos_common.py``'s (no network: see there).
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import gc
 import json
-import logging
 import threading
 import time
 from importlib.metadata import version
@@ -30,7 +26,8 @@ from typing import Any
 import psycopg
 from dbos import DBOS, SetWorkflowID
 
-from benchmarks.common import ID_PREFIX, conninfo, ensure_database, fresh_id, progress
+from benchmarks import dbos_common
+from benchmarks.common import conninfo, fresh_id, progress
 from benchmarks.queue import time_enqueues, time_latency, wait_drained
 
 ENQUEUE_QUEUE = "bench-queue-enqueue"  # not listened to: enqueue alone is timed
@@ -38,6 +35,7 @@ DRAIN_QUEUE = "bench-queue-drain"
 LATENCY_QUEUE = "bench-queue-latency"  # default polling (1 s)
 LATENCY_FAST_QUEUE = "bench-queue-latency-fast"  # polling_interval_sec=0.01
 LISTENED = [DRAIN_QUEUE, LATENCY_QUEUE, LATENCY_FAST_QUEUE]
+QUEUES = (ENQUEUE_QUEUE, *LISTENED)  # deleted after the run
 STATUS_TABLE = "dbos.workflow_status"
 
 
@@ -82,38 +80,23 @@ def wait_for_queue_thread(name: str, timeout: float = 10.0) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--system-database-url", required=True)
+    parser = dbos_common.argument_parser(__doc__)
     parser.add_argument("--counts", required=True, help="JSON, as queue.QUICK / queue.FULL")
     parser.add_argument("--settle-ms", type=float, required=True)
-    parser.add_argument("--keep-rows", action="store_true")
     args = parser.parse_args(argv)
     counts = json.loads(args.counts)
     url = args.system_database_url
     params = conninfo(url)
 
-    if ensure_database(url):
-        progress("dbos: created its system database")
-    logging.getLogger("dbos").setLevel(logging.WARNING)
-    DBOS(
-        config={
-            "name": "django-dbos-bench",
-            "system_database_url": url,
-            "enable_otlp": False,
-            "log_level": "WARNING",
-        }
-    )
-    DBOS.listen_queues(LISTENED)
-    DBOS.launch()
-    _delete_rows(params)  # a previous run interrupted before its clean-up
+    dbos_common.launch(url, listen_queues=LISTENED)
+    dbos_common.delete_rows(url)  # a previous run interrupted before its clean-up
+    dbos_common.delete_queues(QUEUES)
     progress(f"dbos {version('dbos')}: launched")
     try:
         figures = measure(params, counts, args.settle_ms)
     finally:
-        if not args.keep_rows:
-            _delete_rows(params)
-        DBOS.destroy()
-    print(json.dumps({"dbos_version": version("dbos"), **figures}), flush=True)
+        dbos_common.shutdown(url, args.keep_rows, QUEUES)
+    dbos_common.emit(figures)
 
 
 def measure(params: dict[str, Any], counts: dict[str, Any], settle_ms: float) -> dict[str, Any]:
@@ -175,25 +158,6 @@ def measure(params: dict[str, Any], counts: dict[str, Any], settle_ms: float) ->
     fast = time_latency(stamp_on(fast_queue), warmup, count, settle_ms)
     progress(f"dbos: enqueue->start {fast['median_ms']} ms (polling_interval_sec=0.01)")
     return {"enqueue": enqueue, "drain": drain, "latency": latency, "latency_fast": fast}
-
-
-#: dbos 3.4 keeps steps, inputs and outputs in tables of their own, not deleted with the status
-#: row (no ON DELETE CASCADE), so each is cleaned explicitly.
-ROW_TABLES = ("operation_outputs", "workflow_input", "workflow_output", "workflow_status")
-
-
-def _delete_rows(params: dict[str, Any]) -> None:
-    """Delete this run's workflows (status, steps, inputs, outputs) and queues."""
-    with psycopg.connect(**params, autocommit=True) as conn:
-        for table in ROW_TABLES:
-            exists = conn.execute("SELECT to_regclass(%s)", [f"dbos.{table}"]).fetchone()[0]
-            if exists is not None:
-                conn.execute(
-                    f"DELETE FROM dbos.{table} WHERE workflow_uuid LIKE %s", [ID_PREFIX + "%"]
-                )
-        for name in (ENQUEUE_QUEUE, *LISTENED):
-            with contextlib.suppress(Exception):  # not registered (yet)
-                DBOS.delete_queue(name)
 
 
 if __name__ == "__main__":

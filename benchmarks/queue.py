@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import importlib.util
 import json
 import logging
 import os
@@ -29,16 +28,19 @@ from typing import Any
 import psycopg
 
 from benchmarks.common import (
-    ID_PREFIX,
+    REPO_ROOT,
     BenchmarkError,
     RawInsert,
+    add_dbos_arguments,
     conninfo,
+    delete_django_rows,
     describe,
-    ensure_database,
     fresh_id,
     progress,
-    require_postgres_url,
+    run_dbos,
+    setup_django,
     sibling_url,
+    suite_database,
 )
 
 DBOS_SYSTEM_DATABASE = "dbos_bench_queue_sys"
@@ -55,21 +57,9 @@ FULL = {"enqueue": (50, 2000), "drain": 1000, "latency": (20, 200), "slow_latenc
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--no-dbos", action="store_true", help="skip the dbos package (its figures are null)"
-    )
+    add_dbos_arguments(parser, DBOS_SYSTEM_DATABASE)
     parser.add_argument(
         "--threads", type=int, default=THREADS, help=f"worker threads (default {THREADS})"
-    )
-    parser.add_argument(
-        "--keep-rows",
-        action="store_true",
-        help="keep the benchmark's workflow rows (by default rows with IDs bench-* are deleted)",
-    )
-    parser.add_argument(
-        "--dbos-system-database",
-        default=DBOS_SYSTEM_DATABASE,
-        help="database (same server as DATABASE_URL) for the dbos package's system tables",
     )
 
 
@@ -156,16 +146,8 @@ def time_latency(
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    url = require_postgres_url()
-    if not args.no_dbos and importlib.util.find_spec("dbos") is None:
-        raise BenchmarkError(
-            "the dbos package is not installed: pip install -e '.[bench]' (or pass --no-dbos)"
-        )
+    url = suite_database(args.no_dbos)
     counts = QUICK if args.quick else FULL
-    if ensure_database(url):
-        progress(f"created database {conninfo(url)['dbname']}")
-    from benchmarks.core import setup_django
-
     settings = setup_django()
     logging.getLogger("django_dbos.worker").setLevel(logging.WARNING)  # a line per workflow
     try:
@@ -254,8 +236,6 @@ class worker_process:
         ]
 
     def __enter__(self) -> worker_process:
-        from benchmarks.core import REPO_ROOT
-
         self.proc = subprocess.Popen(
             self.command, cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
@@ -282,11 +262,9 @@ def delete_rows() -> None:
     from django.db import connection
 
     from benchmarks import queue_workflows as qw
-    from django_dbos.engine.system_db import STATUS_TABLE, STEPS_TABLE
 
+    delete_django_rows()
     with connection.cursor() as cursor:
-        cursor.execute(f"DELETE FROM {STEPS_TABLE} WHERE workflow_uuid LIKE %s", [ID_PREFIX + "%"])
-        cursor.execute(f"DELETE FROM {STATUS_TABLE} WHERE workflow_uuid LIKE %s", [ID_PREFIX + "%"])
         cursor.execute("DELETE FROM dbos_queues WHERE name = ANY(%s)", [list(qw.QUEUE_NAMES)])
     for queue in (qw.enqueue_queue, qw.drain_queue, qw.latency_queue, qw.latency_remote_queue):
         queue.stored = False
@@ -296,29 +274,8 @@ def delete_rows() -> None:
 
 
 def measure_dbos(system_url: str, counts: dict[str, Any], keep_rows: bool) -> dict[str, Any]:
-    from benchmarks.core import REPO_ROOT, _clean_env
-
-    command = [
-        sys.executable,
-        "-m",
-        "benchmarks.dbos_queue",
-        "--system-database-url",
-        system_url,
-        "--counts",
-        json.dumps(counts),
-        "--settle-ms",
-        repr(SETTLE_MS),
-    ]
-    if keep_rows:
-        command.append("--keep-rows")
-    progress(f"dbos: starting a subprocess (system database {system_url.rsplit('/', 1)[-1]})")
-    done = subprocess.run(  # stderr passes through: its progress lines and any traceback
-        command, cwd=REPO_ROOT, env=_clean_env(), stdout=subprocess.PIPE, text=True, timeout=900
-    )
-    lines = [line for line in done.stdout.splitlines() if line.strip()]
-    if done.returncode != 0 or not lines:
-        raise BenchmarkError(f"the dbos subprocess failed (exit {done.returncode}); see stderr")
-    return json.loads(lines[-1])
+    options = ["--counts", json.dumps(counts), "--settle-ms", repr(SETTLE_MS)]
+    return run_dbos("benchmarks.dbos_queue", system_url, options, keep_rows, timeout=900)
 
 
 # -- the result --------------------------------------------------------------------------------
