@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from django_dbos.errors import (
     DBOSException,
@@ -139,15 +139,16 @@ def take_start_options() -> StartOptions:
 
 
 class _StartOptionSetter:
+    """Sets fields of the next start's options for the ``with`` block, then restores them."""
+
     _field: str
     _token: contextvars.Token[StartOptions] | None = None
 
     def __init__(self, value: Any) -> None:
-        self._value = value
+        self._values: dict[str, Any] = {self._field: value}
 
-    def __enter__(self) -> _StartOptionSetter:
-        current = _next_start.get()
-        self._token = _next_start.set(dataclasses.replace(current, **{self._field: self._value}))
+    def __enter__(self) -> Self:
+        self._token = _next_start.set(dataclasses.replace(_next_start.get(), **self._values))
         return self
 
     def __exit__(
@@ -230,7 +231,7 @@ class SetWorkflowTimeout(_StartOptionSetter):
 MAX_PRIORITY = 2**31 - 1
 
 
-class SetEnqueueOptions:
+class SetEnqueueOptions(_StartOptionSetter):
     """``with SetEnqueueOptions(priority=1, deduplication_id="order-42"):``: options for the
     next ``Queue.enqueue`` in this block (DBOS's names).
 
@@ -280,24 +281,10 @@ class SetEnqueueOptions:
             raise DBOSInvalidArgumentError(
                 "delay_seconds", delay_seconds, "a number of seconds, 0 or more", operation=op
             )
-        self._values: dict[str, Any] = {
+        self._values = {
             "deduplication_id": deduplication_id,
             "priority": priority,
             "queue_partition_key": queue_partition_key,
             "delay_seconds": delay_seconds,
             "app_version": app_version,
         }
-        self._token: contextvars.Token[StartOptions] | None = None
-
-    def __enter__(self) -> SetEnqueueOptions:
-        self._token = _next_start.set(dataclasses.replace(_next_start.get(), **self._values))
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._token is not None:
-            _next_start.reset(self._token)
