@@ -271,6 +271,8 @@ class QueueConfig(models.Model):
     priority_enabled = models.BooleanField(default=False)
     partition_queue = models.BooleanField(default=False)
     partition_concurrency = models.IntegerField(null=True, blank=True)
+    partition_limiter_limit = models.IntegerField(null=True, blank=True)
+    partition_limiter_period_sec = models.FloatField(null=True, blank=True)
     updated_at = models.BigIntegerField(default=now_ms)
 
     class Meta:

@@ -16,6 +16,7 @@ from typing import Any
 from django_dbos.errors import DBOSConfigurationError
 
 DEFAULT_POLLING_INTERVAL_SEC = 1.0
+INTERNAL_QUEUE_NAME = "_dbos_internal_queue"
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -194,3 +195,12 @@ class Queue:
         from django_dbos.engine.queues import enqueue_async
 
         return await enqueue_async(self, _definition(func), args, kwargs)
+
+
+def internal_queue() -> Queue:
+    """The queue django_dbos itself enqueues on (schedule firings without a ``queue_name``,
+    debounced workflows without a queue). Every worker serves it, whatever ``--queue`` says."""
+    from django_dbos.registry import registry
+
+    existing = registry.queues.get(INTERNAL_QUEUE_NAME)
+    return existing if existing is not None else Queue(INTERNAL_QUEUE_NAME)

@@ -25,7 +25,12 @@ from django_dbos.engine.queues import Claimed, claim, requeue, store_config
 from django_dbos.engine.workflows import run_in_pool
 from django_dbos.errors import DBOSConfigurationError, DBOSWorkflowFunctionNotFoundError
 from django_dbos.models import WorkflowStatusString
-from django_dbos.queues import DEFAULT_POLLING_INTERVAL_SEC, Queue
+from django_dbos.queues import (
+    DEFAULT_POLLING_INTERVAL_SEC,
+    INTERNAL_QUEUE_NAME,
+    Queue,
+    internal_queue,
+)
 from django_dbos.registry import registry
 
 logger = logging.getLogger("django_dbos.worker")
@@ -33,17 +38,22 @@ S = WorkflowStatusString
 
 
 def served_queues(names: list[str] | None) -> list[Queue]:
-    """The declared queues named (all of them for None); raises ``DBOSConfigurationError`` for
-    a name no ``Queue`` declares in this process."""
+    """The declared queues named (all of them for None), plus the internal queue (schedule
+    firings, debounced workflows), which every worker serves; raises
+    ``DBOSConfigurationError`` for a name no ``Queue`` declares in this process."""
+    internal = internal_queue()
     if names is None:
         return [registry.queues[name] for name in sorted(registry.queues)]
     unknown = sorted(set(names) - set(registry.queues))
     if unknown:
+        declared = sorted(set(registry.queues) - {INTERNAL_QUEUE_NAME})
         raise DBOSConfigurationError(
             f"No queue is declared under the name(s) {', '.join(map(repr, unknown))}; declared: "
-            f"{', '.join(map(repr, sorted(registry.queues))) or 'none'}."
+            f"{', '.join(map(repr, declared)) or 'none'}."
         )
-    return [registry.queues[name] for name in dict.fromkeys(names)]
+    return [registry.queues[name] for name in dict.fromkeys(names)] + (
+        [] if internal.name in names else [internal]
+    )
 
 
 class Dispatcher:
