@@ -263,7 +263,8 @@ def claim(queue: Queue, executor_id: str, budget: int) -> list[Claimed]:
             fetch = budget if settings.partition_concurrency is None else max(budget * 20, 200)
             cursor.execute(
                 f"SELECT workflow_uuid, queue_partition_key FROM {STATUS_TABLE} "
-                "WHERE queue_name = %s AND application_version = %s AND (status = %s "
+                "WHERE queue_name = %s AND (application_version = %s OR application_version IS NULL) "
+                "AND (status = %s "
                 "OR (status = %s AND delay_until_epoch_ms <= %s)) "
                 f"ORDER BY priority, created_at LIMIT %s{_lock_clause(conn)}",
                 [queue.name, version, S.ENQUEUED.value, S.DELAYED.value, now, fetch],
@@ -283,6 +284,7 @@ def claim(queue: Queue, executor_id: str, budget: int) -> list[Claimed]:
             cursor.execute(
                 f"UPDATE {STATUS_TABLE} SET status = %s, executor_id = %s, "
                 "started_at_epoch_ms = %s, updated_at = %s, "
+                "application_version = COALESCE(application_version, %s), "
                 "workflow_deadline_epoch_ms = COALESCE(workflow_deadline_epoch_ms, "
                 "%s + workflow_timeout_ms) "
                 f"WHERE workflow_uuid IN ({', '.join(['%s'] * len(ids))}) "
@@ -293,6 +295,7 @@ def claim(queue: Queue, executor_id: str, budget: int) -> list[Claimed]:
                     executor_id,
                     now,
                     now,
+                    version,
                     now,
                     *ids,
                     S.ENQUEUED.value,
