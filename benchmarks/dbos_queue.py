@@ -2,7 +2,7 @@
 
 ``queue.py`` starts ``python -m benchmarks.dbos_queue ...`` so that DBOS never shares a process
 with Django. It defines the workflows of ``queue_workflows.py`` for the dbos package, body for
-body, times them with the same helpers (``queue.time_enqueues``, ``wait_drained``,
+body, times them with the same helpers (``queue.time_enqueues_with_floor``, ``wait_drained``,
 ``time_latency``) and the same counts, and prints one JSON object as the last line of stdout.
 Nothing here imports Django.
 
@@ -27,8 +27,8 @@ import psycopg
 from dbos import DBOS, SetWorkflowID
 
 from benchmarks import dbos_common
-from benchmarks.common import conninfo, fresh_id, progress
-from benchmarks.queue import time_enqueues, time_latency, wait_drained
+from benchmarks.common import RawInsert, conninfo, fresh_id, progress
+from benchmarks.queue import time_enqueues_with_floor, time_latency, wait_drained
 
 ENQUEUE_QUEUE = "bench-queue-enqueue"  # not listened to: enqueue alone is timed
 DRAIN_QUEUE = "bench-queue-drain"
@@ -107,9 +107,13 @@ def measure(params: dict[str, Any], counts: dict[str, Any], settle_ms: float) ->
             enqueue_queue.enqueue(one_step)
 
     warmup, count = counts["enqueue"]
-    progress(f"dbos: enqueue, {warmup} warm-up + {count} timed")
-    enqueue = time_enqueues(enqueue_one, warmup, count)
-    progress(f"dbos: {enqueue['per_s']} enqueues/s")
+    progress(f"dbos: enqueue, {warmup} warm-up + {count} timed, against the floor")
+    raw = RawInsert(params)  # the same floor as django_dbos's, in alternating blocks
+    try:
+        enqueue = time_enqueues_with_floor(enqueue_one, raw, warmup, count)
+    finally:
+        raw.close()
+    progress(f"dbos: {enqueue['per_s']} enqueues/s, {enqueue['vs_floor']} of the floor")
 
     # The drain batch is enqueued on the (unserved) enqueue queue, then moved to the drain
     # queue in one UPDATE before that queue is registered: DBOS's Queue.enqueue needs a

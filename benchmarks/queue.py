@@ -49,6 +49,7 @@ SETTLE_MS = 50.0
 DRAIN_TIMEOUT_S = 300.0
 TARGET_RATIO = 2.0  # drain and enqueue at least 2x the dbos package's
 TARGET_LATENCY_MS = 10.0
+FLOOR_ROUNDS = 4  # enqueue blocks alternating with raw INSERT+COMMIT blocks
 
 #: enqueue (warm-up, timed), drain workflows, latency (warm-up, timed), dbos default-poll latency
 #: samples (each waits for its 1 s poll)
@@ -81,6 +82,36 @@ def time_enqueues(enqueue: Callable[[str], Any], warmup: int, count: int) -> dic
         samples.append(clock() - started)
     elapsed = (clock() - began) / 1e9
     return {"per_s": round(count / elapsed, 1), "detail": describe(samples)}
+
+
+def time_enqueues_with_floor(
+    enqueue: Callable[[str], Any], raw: Callable[[str], Any], warmup: int, count: int
+) -> dict[str, Any]:
+    """Enqueue throughput measured in ``FLOOR_ROUNDS`` blocks alternating with blocks of a raw
+    one-row INSERT + COMMIT on the same database (the floor), so that both see the same
+    machine load: ``per_s`` over all enqueue blocks, ``floor_per_s`` over all raw blocks, and
+    ``vs_floor`` = per_s / floor_per_s, the load-independent figure the two libraries are
+    compared by (the dbos run happens minutes apart from ours, under whatever else the
+    machine is doing then)."""
+    block = max(count // FLOOR_ROUNDS, 1)
+    enqueue_runs, raw_runs = [], []
+    for round_no in range(FLOOR_ROUNDS):
+        enqueue_runs.append(time_enqueues(enqueue, warmup if round_no == 0 else 0, block))
+        raw_runs.append(time_enqueues(raw, warmup if round_no == 0 else 0, block))
+
+    def rate(runs: list[dict[str, Any]]) -> float:
+        seconds = sum(block / run["per_s"] for run in runs)
+        return round(block * len(runs) / seconds, 1)
+
+    per_s, floor_per_s = rate(enqueue_runs), rate(raw_runs)
+    return {
+        "per_s": per_s,
+        "floor_per_s": floor_per_s,
+        "vs_floor": round(per_s / floor_per_s, 3),
+        "rounds": FLOOR_ROUNDS,
+        "detail": [run["detail"] for run in enqueue_runs],
+        "floor_detail": [run["detail"] for run in raw_runs],
+    }
 
 
 def wait_drained(
@@ -177,15 +208,16 @@ def measure_ours(url: str, counts: dict[str, Any], threads: int) -> dict[str, An
             qw.enqueue_queue.enqueue(qw.one_step)
 
     warmup, count = counts["enqueue"]
-    progress(f"django_dbos: enqueue, {warmup} warm-up + {count} timed")
-    enqueue = time_enqueues(enqueue_one, warmup, count)
-    progress(f"django_dbos: {enqueue['per_s']} enqueues/s")
+    progress(f"django_dbos: enqueue, {warmup} warm-up + {count} timed, against the floor")
     raw = RawInsert(params)  # the floor: a one-row INSERT + COMMIT, same loop and counts
     try:
-        raw_insert = time_enqueues(raw, warmup, count)
+        enqueue = time_enqueues_with_floor(enqueue_one, raw, warmup, count)
     finally:
         raw.close()
-    progress(f"django_dbos: {raw_insert['per_s']} raw INSERT+COMMIT/s (the floor)")
+    progress(
+        f"django_dbos: {enqueue['per_s']} enqueues/s, {enqueue['floor_per_s']} raw "
+        f"INSERT+COMMIT/s (the floor): {enqueue['vs_floor']} of the floor"
+    )
 
     drain_count = counts["drain"]
     progress(f"django_dbos: drain {drain_count} workflows, one worker, {threads} threads")
@@ -217,7 +249,6 @@ def measure_ours(url: str, counts: dict[str, Any], threads: int) -> dict[str, An
     progress(f"django_dbos: enqueue->start {local['median_ms']} ms (same process)")
     return {
         "enqueue": enqueue,
-        "raw_insert": raw_insert,
         "drain": drain,
         "latency": remote,
         "latency_local": local,
@@ -300,7 +331,10 @@ def summarize(
         "enqueue_vs_dbos": None,
         "drain_vs_dbos": None,
         "enqueue_to_start_same_process_ms": ours["latency_local"]["median_ms"],
-        "raw_insert_commit_per_s": ours["raw_insert"]["per_s"],
+        "raw_insert_commit_per_s": ours["enqueue"]["floor_per_s"],
+        "enqueue_vs_floor": ours["enqueue"]["vs_floor"],
+        "dbos_enqueue_vs_floor": None,
+        "enqueue_vs_dbos_same_load": None,
         "drain_steady_per_s": ours["drain"]["steady_per_s"],
         "dbos_drain_steady_per_s": None,
         "drain_worker": f"in-process testing.running_worker, threads={threads}",
@@ -325,6 +359,10 @@ def summarize(
             "dbos_enqueue_to_start_ms": theirs["latency"]["median_ms"],
             "dbos_enqueue_to_start_fast_poll_ms": theirs["latency_fast"]["median_ms"],
             "enqueue_vs_dbos": round(result["enqueue_per_s"] / theirs["enqueue"]["per_s"], 2),
+            "dbos_enqueue_vs_floor": theirs["enqueue"]["vs_floor"],
+            "enqueue_vs_dbos_same_load": round(
+                ours["enqueue"]["vs_floor"] / theirs["enqueue"]["vs_floor"], 2
+            ),
             "drain_vs_dbos": round(result["drain_per_s"] / theirs["drain"]["per_s"], 2),
             "dbos_drain_steady_per_s": theirs["drain"]["steady_per_s"],
             "dbos_latency_iterations": theirs["latency"]["detail"]["n"],
@@ -332,8 +370,10 @@ def summarize(
             "dbos_version": theirs["dbos_version"],
         }
     )
+    # enqueue is judged on the load-independent ratio (see time_enqueues_with_floor); the
+    # plain per-second ratio is reported beside it
     result["meets_targets"] = (
-        result["enqueue_vs_dbos"] >= TARGET_RATIO
+        result["enqueue_vs_dbos_same_load"] >= TARGET_RATIO
         and result["drain_vs_dbos"] >= TARGET_RATIO
         and latency_ok
     )

@@ -30,7 +30,14 @@ class QueueSettings:
     priority_enabled: bool = False
     partition_queue: bool = False
     partition_concurrency: int | None = None
+    partition_limit: int | None = None
+    partition_period: float | None = None
     polling_interval_sec: float = DEFAULT_POLLING_INTERVAL_SEC
+
+    @property
+    def partition_limits(self) -> bool:
+        """Whether each partition key has limits of its own (counted per key when claiming)."""
+        return self.partition_concurrency is not None or self.partition_limit is not None
 
     def describe(self) -> str:
         shown = (f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self))
@@ -57,6 +64,20 @@ def _positive_number(name: str, argument: str, value: Any) -> float:
     return float(value)
 
 
+def _limiter(name: str, argument: str, limiter: Any) -> tuple[int | None, float | None]:
+    if limiter is None:
+        return None, None
+    if not isinstance(limiter, Mapping) or set(limiter) != {"limit", "period"}:
+        raise DBOSConfigurationError(
+            f"Queue {name!r}: {argument} must be a dict with exactly the keys 'limit' and "
+            f"'period' (e.g. {{'limit': 5, 'period': 1.0}}), not {limiter!r}."
+        )
+    return (
+        _positive_int(name, f"{argument}['limit']", limiter["limit"]),
+        _positive_number(name, f"{argument}['period']", limiter["period"]),
+    )
+
+
 def _validated(name: Any, options: dict[str, Any]) -> QueueSettings:
     if not isinstance(name, str) or not name or len(name) > 255:
         raise DBOSConfigurationError(
@@ -72,20 +93,13 @@ def _validated(name: Any, options: dict[str, Any]) -> QueueSettings:
             f"Queue {name!r}: concurrency ({concurrency}) must be greater than or equal to "
             f"worker_concurrency ({worker_concurrency})."
         )
-    if partition_concurrency is not None and not options["partition_queue"]:
-        raise DBOSConfigurationError(
-            f"Queue {name!r}: partition_concurrency needs partition_queue=True."
-        )
-    limiter = options["limiter"]
-    limit = period = None
-    if limiter is not None:
-        if not isinstance(limiter, Mapping) or set(limiter) != {"limit", "period"}:
-            raise DBOSConfigurationError(
-                f"Queue {name!r}: limiter must be a dict with exactly the keys 'limit' and "
-                f"'period' (e.g. {{'limit': 5, 'period': 1.0}}), not {limiter!r}."
-            )
-        limit = _positive_int(name, "limiter['limit']", limiter["limit"])
-        period = _positive_number(name, "limiter['period']", limiter["period"])
+    for argument in ("partition_concurrency", "partition_limiter"):
+        if options[argument] is not None and not options["partition_queue"]:
+            raise DBOSConfigurationError(f"Queue {name!r}: {argument} needs partition_queue=True.")
+    limit, period = _limiter(name, "limiter", options["limiter"])
+    partition_limit, partition_period = _limiter(
+        name, "partition_limiter", options["partition_limiter"]
+    )
     for flag in ("priority_enabled", "partition_queue"):
         if not isinstance(options[flag], bool):
             raise DBOSConfigurationError(
@@ -99,6 +113,8 @@ def _validated(name: Any, options: dict[str, Any]) -> QueueSettings:
         priority_enabled=options["priority_enabled"],
         partition_queue=options["partition_queue"],
         partition_concurrency=partition_concurrency,
+        partition_limit=partition_limit,
+        partition_period=partition_period,
         polling_interval_sec=_positive_number(
             name, "polling_interval_sec", options["polling_interval_sec"]
         ),
@@ -110,7 +126,9 @@ class Queue:
     ``worker_concurrency`` those of one worker process, ``limiter`` ({"limit": n, "period": s})
     the starts in any rolling ``period`` seconds. ``priority_enabled`` allows
     ``SetEnqueueOptions(priority=...)``; ``partition_queue`` requires a
-    ``queue_partition_key`` on each enqueue and applies ``partition_concurrency`` per key.
+    ``queue_partition_key`` on each enqueue and applies ``partition_concurrency`` and
+    ``partition_limiter`` to each key on its own (per-tenant fairness), while ``concurrency``
+    and ``limiter`` still cap the whole queue.
     ``polling_interval_sec``: how often an idle worker looks without a wake-up.
 
     Raises ``DBOSConfigurationError`` naming the bad argument. Declaring the same name again
@@ -127,6 +145,7 @@ class Queue:
         priority_enabled: bool = False,
         partition_queue: bool = False,
         partition_concurrency: int | None = None,
+        partition_limiter: Mapping[str, Any] | None = None,
         polling_interval_sec: float = DEFAULT_POLLING_INTERVAL_SEC,
     ) -> None:
         self.settings = _validated(
@@ -138,6 +157,7 @@ class Queue:
                 "priority_enabled": priority_enabled,
                 "partition_queue": partition_queue,
                 "partition_concurrency": partition_concurrency,
+                "partition_limiter": partition_limiter,
                 "polling_interval_sec": polling_interval_sec,
             },
         )
@@ -175,6 +195,12 @@ class Queue:
     @property
     def partition_concurrency(self) -> int | None:
         return self.settings.partition_concurrency
+
+    @property
+    def partition_limiter(self) -> dict[str, Any] | None:
+        if self.settings.partition_limit is None:
+            return None
+        return {"limit": self.settings.partition_limit, "period": self.settings.partition_period}
 
     @property
     def polling_interval_sec(self) -> float:

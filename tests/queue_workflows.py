@@ -16,6 +16,13 @@ parts = Queue(
     "tests.parts", partition_queue=True, partition_concurrency=1, polling_interval_sec=0.05
 )
 plain = Queue("tests.plain", polling_interval_sec=0.05)
+# each tenant (partition key) may start 2 workflows per 0.5 s, whatever the others do
+part_rated = Queue(
+    "tests.part_rated",
+    partition_queue=True,
+    partition_limiter={"limit": 2, "period": 0.5},
+    polling_interval_sec=0.02,
+)
 process_queue = Queue("tests.process", polling_interval_sec=0.05)
 
 

@@ -110,6 +110,30 @@ def test_partition_concurrency_one_per_key():
     assert {h.get_status().queue_partition_key for h in handles} == {"a", "b", "c"}
 
 
+def test_partition_limiter_caps_each_key_on_its_own():
+    handles = []
+    for i in range(6):
+        for key in "ab":
+            with SetEnqueueOptions(queue_partition_key=key):
+                handles.append(qw.part_rated.enqueue(qw.record, f"{key}{i}"))
+    with running_worker(queues=["tests.part_rated"]):
+        results(handles)
+    starts: dict[str, list[int]] = {"a": [], "b": []}
+    rows = WorkflowStatus.objects.filter(queue_name="tests.part_rated")
+    for key, started in rows.values_list("queue_partition_key", "started_at_epoch_ms"):
+        starts[key].append(started)
+    for key, times in starts.items():
+        times.sort()
+        assert len(times) == 6
+        # any 3 consecutive starts of one key span at least a period: never 3 in one window
+        assert all(times[i + 2] - times[i] >= 500 for i in range(len(times) - 2)), key
+    # per key, not per queue: b's first two did not wait for a's window to pass
+    assert sorted(starts["b"])[1] - sorted(starts["a"])[0] < 500
+    config = QueueConfig.objects.get(name="tests.part_rated")
+    assert (config.partition_limiter_limit, config.partition_limiter_period_sec) == (2, 0.5)
+    assert qw.part_rated.partition_limiter == {"limit": 2, "period": 0.5}
+
+
 def test_deduplication_raises_and_writes_nothing():
     with SetEnqueueOptions(deduplication_id="order-1"):
         first = qw.plain.enqueue(qw.double, 1)
@@ -288,6 +312,9 @@ def test_a_queue_declared_twice_with_other_settings_fails_the_check(monkeypatch)
         ({"limiter": {"limit": 0, "period": 1}}, "limit"),
         ({"limiter": {"limit": 1, "period": 0}}, "period"),
         ({"partition_concurrency": 1}, "partition_queue"),
+        ({"partition_limiter": {"limit": 1, "period": 1}}, "partition_queue"),
+        ({"partition_queue": True, "partition_limiter": {"limit": 1}}, "partition_limiter"),
+        ({"partition_queue": True, "partition_limiter": {"limit": 1, "period": -1}}, "period"),
         ({"polling_interval_sec": 0}, "polling_interval_sec"),
         ({"priority_enabled": "yes"}, "priority_enabled"),
     ],
@@ -337,8 +364,13 @@ def test_the_dispatcher_uses_a_handful_of_queries_per_round(executor):
     with CaptureQueriesContext(connection) as queries:
         started = dispatcher.run_round()
     assert started == 8  # 2 of the concurrency-2 queue, all 6 of the other
-    # per queue: BEGIN (SQLite), counts, one SELECT, one UPDATE, one checkpoint load: not per row
-    assert len(queries) <= 12, [q["sql"] for q in queries]
+    claims = [q["sql"] for q in queries if "UPDATE dbos_workflow_status" in q["sql"]]
+    assert len(claims) == 2  # one claiming UPDATE per queue, not per row
+    # the unlimited queue: one statement in all (its UPDATE picks the rows itself) and the
+    # checkpoint load; the limited one: BEGIN (SQLite), lock, count, SELECT, UPDATE, loads
+    plain_claim = [sql for sql in claims if "SKIP LOCKED" in sql or "ORDER BY" in sql]
+    assert len(plain_claim) == 1
+    assert len(queries) <= 10, [q["sql"] for q in queries]
     with running_worker(queues=["tests.limited", "tests.plain"]):
         assert results(handles) == [2 * i for i in range(12)]
 

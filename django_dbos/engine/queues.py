@@ -51,14 +51,19 @@ def store_config(queue: Queue) -> None:
             "priority_enabled": settings.priority_enabled,
             "partition_queue": settings.partition_queue,
             "partition_concurrency": settings.partition_concurrency,
+            "partition_limiter_limit": settings.partition_limit,
+            "partition_limiter_period_sec": settings.partition_period,
             "updated_at": now_ms(),
         },
     )
     transaction.on_commit(lambda: setattr(queue, "stored", True), using=alias)
 
 
-def _queue_columns(queue: Queue, options: StartOptions) -> dict[str, Any]:
-    """The row's queue columns; raises ``DBOSInvalidArgumentError`` before anything is written."""
+def _queue_columns(
+    queue: Queue | QueueConfig, options: StartOptions, version: str | None
+) -> dict[str, Any]:
+    """The row's queue columns (``version``: the application version unless the options name
+    one); raises ``DBOSInvalidArgumentError`` before anything is written."""
     op = f"enqueue on queue {queue.name!r}"
     priority = options.priority or 0
     if priority and not queue.priority_enabled:
@@ -91,7 +96,7 @@ def _queue_columns(queue: Queue, options: StartOptions) -> dict[str, Any]:
         "priority": priority,
         "deduplication_id": options.deduplication_id,
         "delay_until_epoch_ms": now_ms() + delay_ms if delay_ms > 0 else None,
-        "application_version": options.app_version or application_version(),
+        "application_version": options.app_version or version,
     }
 
 
@@ -105,9 +110,34 @@ def _enqueue(
     parent = current_workflow()
     if parent is not None and parent.in_step:
         parent = None
-    columns = _queue_columns(queue, options)
+    columns = _queue_columns(queue, options, application_version())
     store_config(queue)
     prepared = prepare(definition, args, kwargs, parent, options, queued=columns)
+    wakeups.signal_after_commit(("enqueued", queue.name))
+    return prepared.workflow_id
+
+
+def _known_by_name_only(*args: Any, **kwargs: Any) -> Any:
+    raise AssertionError("a workflow enqueued by name is never run by the process enqueueing it")
+
+
+def enqueue_by_name(
+    queue: Queue | QueueConfig,
+    workflow_name: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    options: StartOptions,
+) -> str:
+    """``DBOSClient.enqueue``: the row ``Queue.enqueue`` writes, for a workflow known only by
+    its name (it need not be importable here; an unknown name ends as ERROR at the worker).
+    Never a child of a running workflow. Without ``options.app_version`` the row has no
+    application version and the worker that claims it stamps its own (a client cannot know
+    the workers' version). The caller has validated ``queue`` (declared or stored)."""
+    columns = _queue_columns(queue, options, None)
+    definition = WorkflowDefinition(
+        name=workflow_name, func=_known_by_name_only, is_async=False, max_recovery_attempts=None
+    )
+    prepared = prepare(definition, args, kwargs, None, options, queued=columns)
     wakeups.signal_after_commit(("enqueued", queue.name))
     return prepared.workflow_id
 
@@ -217,95 +247,158 @@ def _serialize_queue(conn: BaseDatabaseWrapper, queue_name: str) -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"dbos:{queue_name}"])
 
 
+_CLAIM_SET = (
+    "SET status = %s, executor_id = %s, started_at_epoch_ms = %s, updated_at = %s, "
+    "application_version = COALESCE(application_version, %s), "
+    "workflow_deadline_epoch_ms = COALESCE(workflow_deadline_epoch_ms, %s + workflow_timeout_ms)"
+)
+# runnable rows of one queue, for this worker's version or none (a client's enqueue)
+_RUNNABLE = (
+    "queue_name = %s AND (application_version = %s OR application_version IS NULL) "
+    "AND (status = %s OR (status = %s AND delay_until_epoch_ms <= %s))"
+)
+_RETURNING = f"RETURNING {', '.join(system_db.SUMMARY_COLUMNS)}, queue_partition_key"
+
+
 def claim(queue: Queue, executor_id: str, budget: int) -> list[Claimed]:
     """Claim up to ``budget`` runnable workflows of ``queue`` for ``executor_id`` (PENDING, stamped
     ``started_at_epoch_ms``), honouring global concurrency, the limiter and partition limits,
-    in priority then FIFO order. One transaction of a few statements."""
+    in priority then FIFO order.
+
+    A queue without global or partition limits is claimed in one statement (an UPDATE of the
+    rows a ``SKIP LOCKED`` subquery picks); one with them counts and claims in one short
+    transaction, serialized per queue, because its counts must not change under it."""
+    if budget <= 0:
+        return []
     settings = queue.settings
+    limited = (
+        settings.concurrency is not None or settings.limit is not None or settings.partition_limits
+    )
     conn = system_db.connection()
-    version = application_version()
+    if not limited:
+        return _claim_unlimited(conn, queue.name, executor_id, budget)
     with transaction.atomic(using=conn.alias):
-        global_limits = (
-            settings.concurrency is not None
-            or settings.limit is not None
-            or settings.partition_concurrency is not None
-        )
-        if global_limits:
-            _serialize_queue(conn, queue.name)
-        # stamped after the locks are held: a claim that waited must not start in the past,
-        # or the limiter's window would count it too early
+        _serialize_queue(conn, queue.name)
+        # stamped after the lock is held: a claim that waited must not start in the past, or
+        # the limiter's window would count it too early
         now = now_ms()
         with conn.cursor() as cursor:
-            if settings.concurrency is not None:
-                cursor.execute(
-                    f"SELECT COUNT(*) FROM {STATUS_TABLE} WHERE queue_name = %s AND status = %s",
-                    [queue.name, S.PENDING.value],
-                )
-                budget = min(budget, settings.concurrency - cursor.fetchone()[0])
-            if settings.limit is not None and settings.period is not None:
-                cursor.execute(
-                    f"SELECT COUNT(*) FROM {STATUS_TABLE} "
-                    "WHERE queue_name = %s AND started_at_epoch_ms > %s",
-                    [queue.name, now - int(settings.period * 1000)],
-                )
-                budget = min(budget, settings.limit - cursor.fetchone()[0])
+            budget = _global_budget(cursor, queue, budget, now)
             if budget <= 0:
                 return []
-            running: dict[str | None, int] = {}
-            if settings.partition_concurrency is not None:
-                cursor.execute(
-                    f"SELECT queue_partition_key, COUNT(*) FROM {STATUS_TABLE} "
-                    "WHERE queue_name = %s AND status = %s GROUP BY queue_partition_key",
-                    [queue.name, S.PENDING.value],
-                )
-                running = dict(cursor.fetchall())
-            # partitions: look further than the budget so one busy partition can't hide others
-            fetch = budget if settings.partition_concurrency is None else max(budget * 20, 200)
-            cursor.execute(
-                f"SELECT workflow_uuid, queue_partition_key FROM {STATUS_TABLE} "
-                "WHERE queue_name = %s AND (application_version = %s OR application_version IS NULL) "
-                "AND (status = %s "
-                "OR (status = %s AND delay_until_epoch_ms <= %s)) "
-                f"ORDER BY priority, created_at LIMIT %s{_lock_clause(conn)}",
-                [queue.name, version, S.ENQUEUED.value, S.DELAYED.value, now, fetch],
-            )
-            chosen: list[tuple[str, str | None]] = []
-            for workflow_id, key in cursor.fetchall():
-                if len(chosen) >= budget:
-                    break
-                if settings.partition_concurrency is not None:
-                    if running.get(key, 0) >= settings.partition_concurrency:
-                        continue
-                    running[key] = running.get(key, 0) + 1
-                chosen.append((workflow_id, key))
+            chosen = _choose(cursor, conn, queue, budget, now)
             if not chosen:
                 return []
-            ids = [workflow_id for workflow_id, _ in chosen]
             cursor.execute(
-                f"UPDATE {STATUS_TABLE} SET status = %s, executor_id = %s, "
-                "started_at_epoch_ms = %s, updated_at = %s, "
-                "application_version = COALESCE(application_version, %s), "
-                "workflow_deadline_epoch_ms = COALESCE(workflow_deadline_epoch_ms, "
-                "%s + workflow_timeout_ms) "
-                f"WHERE workflow_uuid IN ({', '.join(['%s'] * len(ids))}) "
-                "AND status IN (%s, %s) "
-                f"RETURNING {', '.join(system_db.SUMMARY_COLUMNS)}",
-                [
-                    S.PENDING.value,
-                    executor_id,
-                    now,
-                    now,
-                    version,
-                    now,
-                    *ids,
-                    S.ENQUEUED.value,
-                    S.DELAYED.value,
-                ],
+                f"UPDATE {STATUS_TABLE} {_CLAIM_SET} "
+                f"WHERE workflow_uuid IN ({', '.join(['%s'] * len(chosen))}) "
+                f"AND status IN (%s, %s) {_RETURNING}",
+                [*_claim_params(executor_id, now), *chosen, S.ENQUEUED.value, S.DELAYED.value],
             )
-            rows = {row[0]: system_db.WorkflowSummary(*row) for row in cursor.fetchall()}
-    keys = dict(chosen)
-    return [
-        Claimed(summary=rows[workflow_id], partition_key=keys[workflow_id])
-        for workflow_id in ids
-        if workflow_id in rows
-    ]
+            return _in_order(cursor.fetchall(), chosen)
+
+
+def _claim_params(executor_id: str, now: int) -> list[Any]:
+    return [S.PENDING.value, executor_id, now, now, application_version(), now]
+
+
+def _claim_unlimited(
+    conn: BaseDatabaseWrapper, queue_name: str, executor_id: str, budget: int
+) -> list[Claimed]:
+    """One round trip: nothing to count, so no transaction, and ``SKIP LOCKED`` lets concurrent
+    dispatchers take different rows without waiting (SQLite's one writer needs no lock)."""
+    now = now_ms()
+    with conn.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {STATUS_TABLE} {_CLAIM_SET} WHERE workflow_uuid IN ("
+            f"SELECT workflow_uuid FROM {STATUS_TABLE} WHERE {_RUNNABLE} "
+            f"ORDER BY priority, created_at LIMIT %s{_lock_clause(conn)}) "
+            f"AND status IN (%s, %s) {_RETURNING}, priority, created_at",
+            [
+                *_claim_params(executor_id, now),
+                *_runnable_params(queue_name, now),
+                budget,
+                S.ENQUEUED.value,
+                S.DELAYED.value,
+            ],
+        )
+        rows = sorted(cursor.fetchall(), key=lambda row: (row[-2], row[-1]))
+    return [_claimed(row) for row in rows]
+
+
+def _runnable_params(queue_name: str, now: int) -> list[Any]:
+    return [queue_name, application_version(), S.ENQUEUED.value, S.DELAYED.value, now]
+
+
+def _global_budget(cursor: Any, queue: Queue, budget: int, now: int) -> int:
+    """The budget left by the queue's global concurrency and rate limit."""
+    settings = queue.settings
+    if settings.concurrency is not None:
+        cursor.execute(
+            f"SELECT COUNT(*) FROM {STATUS_TABLE} WHERE queue_name = %s AND status = %s",
+            [queue.name, S.PENDING.value],
+        )
+        budget = min(budget, settings.concurrency - cursor.fetchone()[0])
+    if settings.limit is not None and settings.period is not None:
+        cursor.execute(
+            f"SELECT COUNT(*) FROM {STATUS_TABLE} "
+            "WHERE queue_name = %s AND started_at_epoch_ms > %s",
+            [queue.name, now - int(settings.period * 1000)],
+        )
+        budget = min(budget, settings.limit - cursor.fetchone()[0])
+    return budget
+
+
+def _per_partition(cursor: Any, queue_name: str, condition: str, value: Any) -> dict[Any, int]:
+    cursor.execute(
+        f"SELECT queue_partition_key, COUNT(*) FROM {STATUS_TABLE} "
+        f"WHERE queue_name = %s AND {condition} GROUP BY queue_partition_key",
+        [queue_name, value],
+    )
+    return dict(cursor.fetchall())
+
+
+def _choose(
+    cursor: Any, conn: BaseDatabaseWrapper, queue: Queue, budget: int, now: int
+) -> list[str]:
+    """The IDs to claim, in order: the first ``budget`` runnable rows whose partition (if the
+    queue has per-partition limits) is under its concurrency and its rate limit."""
+    settings = queue.settings
+    running: dict[Any, int] = {}
+    started: dict[Any, int] = {}
+    if settings.partition_concurrency is not None:
+        running = _per_partition(cursor, queue.name, "status = %s", S.PENDING.value)
+    if settings.partition_limit is not None and settings.partition_period is not None:
+        since = now - int(settings.partition_period * 1000)
+        started = _per_partition(cursor, queue.name, "started_at_epoch_ms > %s", since)
+    # partitions: look further than the budget so a few full partitions can't hide the others
+    fetch = max(budget * 20, 200) if settings.partition_limits else budget
+    cursor.execute(
+        f"SELECT workflow_uuid, queue_partition_key FROM {STATUS_TABLE} WHERE {_RUNNABLE} "
+        f"ORDER BY priority, created_at LIMIT %s{_lock_clause(conn)}",
+        [*_runnable_params(queue.name, now), fetch],
+    )
+    chosen: list[str] = []
+    for workflow_id, key in cursor.fetchall():
+        if len(chosen) >= budget:
+            break
+        if settings.partition_concurrency is not None and (
+            running.get(key, 0) >= settings.partition_concurrency
+        ):
+            continue
+        if settings.partition_limit is not None and started.get(key, 0) >= settings.partition_limit:
+            continue
+        running[key] = running.get(key, 0) + 1
+        started[key] = started.get(key, 0) + 1
+        chosen.append(workflow_id)
+    return chosen
+
+
+def _claimed(row: tuple[Any, ...]) -> Claimed:
+    columns = len(system_db.SUMMARY_COLUMNS)
+    return Claimed(summary=system_db.WorkflowSummary(*row[:columns]), partition_key=row[columns])
+
+
+def _in_order(rows: list[tuple[Any, ...]], chosen: list[str]) -> list[Claimed]:
+    by_id = {row[0]: row for row in rows}
+    return [_claimed(by_id[workflow_id]) for workflow_id in chosen if workflow_id in by_id]

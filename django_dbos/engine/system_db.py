@@ -159,10 +159,9 @@ def enqueue_workflow(values: dict[str, Any]) -> bool:
     finished = [str(status) for status in TERMINAL_STATUSES]
     conn = connection()
     for _attempt in range(3):
+        if statements.execute(conn, _ENQUEUE_SQL, params, fetch=True).row is not None:
+            return True
         with conn.cursor() as cursor:
-            cursor.execute(_ENQUEUE_SQL, params)
-            if cursor.fetchone() is not None:
-                return True
             cursor.execute(f"SELECT 1 FROM {STATUS_TABLE} WHERE workflow_uuid = %s", [workflow_id])
             if cursor.fetchone() is not None or dedup_id is None:
                 return False
