@@ -11,6 +11,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from django_dbos.api.schedules import ScheduleInput
+    from django_dbos.client import DBOSClient, EnqueueOptions
     from django_dbos.context import (
         SetEnqueueOptions,
         SetWorkflowAttributes,
@@ -18,22 +20,29 @@ if TYPE_CHECKING:
         SetWorkflowTimeout,
     )
     from django_dbos.dbos import DBOS, StepOptions
+    from django_dbos.debouncer import Debouncer
     from django_dbos.engine.communication import SendMessage
     from django_dbos.engine.handles import WorkflowHandle, WorkflowHandleAsync
     from django_dbos.engine.records import StepInfo, WorkflowStatus
+    from django_dbos.engine.scheduler import WorkflowSchedule
     from django_dbos.errors import (
         DBOSAwaitedWorkflowCancelledError,
         DBOSConfigurationError,
         DBOSConflictingWorkflowError,
         DBOSException,
         DBOSInvalidArgumentError,
+        DBOSInvalidCronError,
         DBOSInvalidStartStepError,
+        DBOSInvalidTimezoneError,
         DBOSMaxRecoveryAttemptsExceededError,
         DBOSMaxStepRetriesExceeded,
+        DBOSNonExistentScheduleError,
         DBOSNonExistentWorkflowError,
         DBOSNotInWorkflowError,
         DBOSQueueDeduplicatedError,
+        DBOSQueueNotFoundError,
         DBOSRecoveryError,
+        DBOSScheduleExistsError,
         DBOSSerializationError,
         DBOSStreamTimeoutError,
         DBOSUnexpectedStepError,
@@ -49,9 +58,14 @@ if TYPE_CHECKING:
 _LAZY = {
     "DBOS": "django_dbos.dbos",
     "DBOSAwaitedWorkflowCancelledError": "django_dbos.errors",
+    "DBOSClient": "django_dbos.client",
     "DBOSConfigurationError": "django_dbos.errors",
     "DBOSConflictingWorkflowError": "django_dbos.errors",
     "DBOSException": "django_dbos.errors",
+    "DBOSScheduleExistsError": "django_dbos.errors",
+    "DBOSNonExistentScheduleError": "django_dbos.errors",
+    "DBOSInvalidTimezoneError": "django_dbos.errors",
+    "DBOSInvalidCronError": "django_dbos.errors",
     "DBOSWorkflowIDInUseError": "django_dbos.errors",
     "DBOSInvalidStartStepError": "django_dbos.errors",
     "DBOSInvalidArgumentError": "django_dbos.errors",
@@ -60,6 +74,7 @@ _LAZY = {
     "DBOSNonExistentWorkflowError": "django_dbos.errors",
     "DBOSNotInWorkflowError": "django_dbos.errors",
     "DBOSQueueDeduplicatedError": "django_dbos.errors",
+    "DBOSQueueNotFoundError": "django_dbos.errors",
     "DBOSRecoveryError": "django_dbos.errors",
     "DBOSSerializationError": "django_dbos.errors",
     "DBOSStreamTimeoutError": "django_dbos.errors",
@@ -68,7 +83,11 @@ _LAZY = {
     "DBOSWorkflowConflictIDError": "django_dbos.errors",
     "DBOSWorkflowFunctionNotFoundError": "django_dbos.errors",
     "DBOSWorkflowInterrupted": "django_dbos.errors",
+    "Debouncer": "django_dbos.debouncer",
+    "EnqueueOptions": "django_dbos.client",
     "Queue": "django_dbos.queues",
+    "ScheduleInput": "django_dbos.api.schedules",
+    "WorkflowSchedule": "django_dbos.engine.scheduler",
     "SendMessage": "django_dbos.engine.communication",
     "SetEnqueueOptions": "django_dbos.context",
     "SetWorkflowAttributes": "django_dbos.context",
@@ -100,17 +119,23 @@ def __dir__() -> list[str]:
 __all__ = [
     "DBOS",
     "DBOSAwaitedWorkflowCancelledError",
+    "DBOSClient",
     "DBOSConfigurationError",
     "DBOSConflictingWorkflowError",
     "DBOSException",
     "DBOSInvalidArgumentError",
+    "DBOSInvalidCronError",
     "DBOSInvalidStartStepError",
+    "DBOSInvalidTimezoneError",
     "DBOSMaxRecoveryAttemptsExceededError",
     "DBOSMaxStepRetriesExceeded",
+    "DBOSNonExistentScheduleError",
     "DBOSNonExistentWorkflowError",
     "DBOSNotInWorkflowError",
     "DBOSQueueDeduplicatedError",
+    "DBOSQueueNotFoundError",
     "DBOSRecoveryError",
+    "DBOSScheduleExistsError",
     "DBOSSerializationError",
     "DBOSStreamTimeoutError",
     "DBOSUnexpectedStepError",
@@ -119,7 +144,10 @@ __all__ = [
     "DBOSWorkflowFunctionNotFoundError",
     "DBOSWorkflowIDInUseError",
     "DBOSWorkflowInterrupted",
+    "Debouncer",
+    "EnqueueOptions",
     "Queue",
+    "ScheduleInput",
     "SendMessage",
     "SetEnqueueOptions",
     "SetWorkflowAttributes",
@@ -129,6 +157,7 @@ __all__ = [
     "StepOptions",
     "WorkflowHandle",
     "WorkflowHandleAsync",
+    "WorkflowSchedule",
     "WorkflowStatus",
     "WorkflowStatusString",
 ]

@@ -59,6 +59,8 @@ def check_workflow_modules(app_configs: Any = None, **kwargs: Any) -> list[Check
         hint = f"Give one of them another name with @DBOS.{duplicate.kind}(name=...)."
         if duplicate.kind == "queue":
             hint = "Declare each queue once (import that Queue object), or use another name."
+        if duplicate.kind == "schedule":
+            hint = "Give one of them another name with @DBOS.scheduled(..., name=...)."
         messages.append(
             Error(
                 f"Two {duplicate.kind}s are registered under the name {duplicate.name!r}: "

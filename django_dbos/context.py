@@ -130,6 +130,17 @@ def entered_workflow(ctx: WorkflowContext) -> Iterator[WorkflowContext]:
         _current_workflow.reset(token)
 
 
+@contextmanager
+def outside_workflow() -> Iterator[None]:
+    """Run as an outside caller even from inside a workflow: nothing done in the block is
+    recorded as one of its operations or made its child (what a ``DBOSClient`` call is)."""
+    token = _current_workflow.set(None)
+    try:
+        yield
+    finally:
+        _current_workflow.reset(token)
+
+
 def take_start_options() -> StartOptions:
     """The options for the workflow starting now; consumed, so its children don't inherit them."""
     options = _next_start.get()

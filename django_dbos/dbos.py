@@ -11,6 +11,7 @@ from typing import Any, TypedDict, TypeVar
 from django_dbos.api.communication import CommunicationAPI
 from django_dbos.api.control import ControlAPI
 from django_dbos.api.introspection import IntrospectionAPI
+from django_dbos.api.schedules import SchedulesAPI
 from django_dbos.conf import dbos_settings
 from django_dbos.context import current_workflow
 from django_dbos.engine import steps, workflows
@@ -101,7 +102,7 @@ class _DBOSMeta(type):
         return logging.getLogger("django_dbos.workflows")
 
 
-class DBOS(CommunicationAPI, ControlAPI, IntrospectionAPI, metaclass=_DBOSMeta):
+class DBOS(CommunicationAPI, ControlAPI, IntrospectionAPI, SchedulesAPI, metaclass=_DBOSMeta):
     """Durable workflows on the Django database. Everything is a class-level call; the
     operations live in ``django_dbos/api/`` by capability."""
 
@@ -124,6 +125,16 @@ class DBOS(CommunicationAPI, ControlAPI, IntrospectionAPI, metaclass=_DBOSMeta):
             )
 
         def decorate(func: F) -> F:
+            existing = getattr(func, "__dbos_workflow__", None)
+            if existing is not None:
+                # already a workflow (e.g. @DBOS.scheduled below this decorator): wrapping it
+                # again would run a workflow inside a workflow
+                if name is not None and name != existing.name:
+                    raise DBOSConfigurationError(
+                        f"{existing.origin} is already the workflow {existing.name!r}; it "
+                        f"cannot also be registered as {name!r}."
+                    )
+                return func
             is_async = inspect.iscoroutinefunction(func)
             definition = WorkflowDefinition(
                 name=name or default_name(func),

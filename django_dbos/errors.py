@@ -279,19 +279,88 @@ class DBOSWorkflowInterrupted(BaseException):
         return (type(self), (self.workflow_id, self.reason))
 
 
+class DBOSQueueNotFoundError(DBOSException):
+    """A client named a queue that no process has declared (it has no row in dbos_queues)."""
+
+    def __init__(self, queue_name: str, known: Sequence[str] = ()) -> None:
+        listed = ", ".join(repr(name) for name in known) or "none yet"
+        super().__init__(
+            f"No queue named {queue_name!r} has been declared: a process declares a queue with "
+            f"Queue({queue_name!r}, ...) in a workflows module, and its configuration is stored "
+            "when a worker serving it starts or when it is first enqueued to. Known queues: "
+            f"{listed}.",
+            queue_name=queue_name,
+            known=list(known),
+        )
+
+
+class DBOSInvalidCronError(DBOSException, ValueError):
+    """A schedule's cron expression does not parse (nothing was written)."""
+
+    def __init__(self, schedule: Any, reason: str = "") -> None:
+        super().__init__(
+            f"Invalid cron schedule {schedule!r}"
+            + (f" ({reason})" if reason else "")
+            + ": give 5 fields (minute hour day-of-month month day-of-week, e.g. '0 9 * * *') "
+            "or 6 with seconds first (e.g. '*/5 * * * * *').",
+            schedule=schedule,
+        )
+
+
+class DBOSInvalidTimezoneError(DBOSException, ValueError):
+    """A schedule's ``cron_timezone`` is not a known IANA time zone (nothing was written)."""
+
+    def __init__(self, cron_timezone: Any) -> None:
+        super().__init__(
+            f"Invalid cron_timezone {cron_timezone!r}: give an IANA time zone name such as "
+            "'UTC', 'Europe/Paris' or 'America/New_York' (or None for UTC).",
+            cron_timezone=cron_timezone,
+        )
+
+
+class DBOSScheduleExistsError(DBOSException):
+    """``create_schedule`` with a name that another schedule already has (nothing was written)."""
+
+    def __init__(self, schedule_name: str, detail: str = "") -> None:
+        super().__init__(
+            f"A schedule named {schedule_name!r} already exists"
+            + (f" ({detail})" if detail else "")
+            + ". Pick another name, delete_schedule() it first, or use apply_schedules() to "
+            "update it in place.",
+            schedule_name=schedule_name,
+        )
+
+
+class DBOSNonExistentScheduleError(DBOSException):
+    """No schedule has this name (nothing was done)."""
+
+    def __init__(self, schedule_name: str, operation: str = "") -> None:
+        super().__init__(
+            (f"{operation}: " if operation else "")
+            + f"no schedule is named {schedule_name!r} (see DBOS.list_schedules()).",
+            schedule_name=schedule_name,
+            operation=operation,
+        )
+
+
 __all__ = [
     "DBOSAwaitedWorkflowCancelledError",
     "DBOSConfigurationError",
     "DBOSConflictingWorkflowError",
     "DBOSException",
     "DBOSInvalidArgumentError",
+    "DBOSInvalidCronError",
     "DBOSInvalidStartStepError",
+    "DBOSInvalidTimezoneError",
     "DBOSMaxRecoveryAttemptsExceededError",
     "DBOSMaxStepRetriesExceeded",
+    "DBOSNonExistentScheduleError",
     "DBOSNonExistentWorkflowError",
     "DBOSNotInWorkflowError",
     "DBOSQueueDeduplicatedError",
+    "DBOSQueueNotFoundError",
     "DBOSRecoveryError",
+    "DBOSScheduleExistsError",
     "DBOSSerializationError",
     "DBOSStreamTimeoutError",
     "DBOSUnexpectedStepError",

@@ -307,6 +307,11 @@ class Schedule(models.Model):
 
     class Meta:
         db_table = "dbos_schedules"
+        permissions = [
+            ("pause_schedule", "Can pause and resume schedules"),
+            ("trigger_schedule", "Can trigger schedules now"),
+            ("backfill_schedule", "Can backfill schedules"),
+        ]
 
     def __str__(self) -> str:
         return self.schedule_name

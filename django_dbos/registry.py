@@ -1,4 +1,4 @@
-"""Name -> workflow / step definitions for this process.
+"""Name -> workflow / step / queue / schedule definitions for this process.
 
 Registration happens at import time (the decorators), which in a Django project means while
 ``AppConfig.ready()`` autodiscovers each app's ``workflows`` module. Two different functions
@@ -34,6 +34,23 @@ class WorkflowDefinition:
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class ScheduleDefinition:
+    """A schedule declared in code (``@DBOS.scheduled``); workers upsert it into
+    ``dbos_schedules`` when they start (engine/scheduler.py)."""
+
+    schedule_name: str
+    workflow_name: str
+    schedule: str
+    context: Any = None
+    cron_timezone: str | None = None
+    queue_name: str | None = None
+    automatic_backfill: bool = False
+
+    def describe(self) -> str:
+        return f"{self.workflow_name} at {self.schedule!r}"
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class DuplicateName:
     kind: str
     name: str
@@ -52,6 +69,7 @@ class Registry:
         self.workflows: dict[str, WorkflowDefinition] = {}
         self.steps: dict[str, str] = {}
         self.queues: dict[str, Queue] = {}
+        self.schedules: dict[str, ScheduleDefinition] = {}
         self.duplicates: list[DuplicateName] = []
         self.import_errors: dict[str, BaseException] = {}
         self._version: str | None = None
@@ -99,6 +117,22 @@ class Registry:
                 )
                 return
             self.queues[queue.name] = queue
+
+    def add_schedule(self, schedule: ScheduleDefinition) -> None:
+        """Another declaration under the same name is recorded for the E004 check."""
+        with self._lock:
+            existing = self.schedules.get(schedule.schedule_name)
+            if existing is not None and existing != schedule:
+                self.duplicates.append(
+                    DuplicateName(
+                        kind="schedule",
+                        name=schedule.schedule_name,
+                        first=existing.describe(),
+                        second=schedule.describe(),
+                    )
+                )
+                return
+            self.schedules[schedule.schedule_name] = schedule
 
     def get_workflow(self, name: str, workflow_id: str = "") -> WorkflowDefinition:
         try:

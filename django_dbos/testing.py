@@ -115,11 +115,15 @@ def workflow_step_names(workflow_id: str) -> list[str]:
 
 @contextlib.contextmanager
 def running_worker(
-    queues: list[str] | None = None, threads: int = 8, executor_id: str | None = None
+    queues: list[str] | None = None,
+    threads: int = 8,
+    executor_id: str | None = None,
+    schedules: bool = True,
 ) -> Iterator[ProcessExecutor]:
     """Run what ``dbos_worker`` runs (recovery, adoption of dead executors' workflows, the
-    dispatcher of ``queues``, default all declared) on threads in this process until the block
-    exits. Needs committed data (transactional tests)."""
+    dispatcher of ``queues``, default all declared, and with ``schedules`` the scheduler) on
+    threads in this process until the block exits. Needs committed data (transactional
+    tests)."""
     from django_dbos.engine.dispatcher import served_queues
 
     served_queues(queues)  # an unknown queue name fails here, not in the thread
@@ -129,7 +133,7 @@ def running_worker(
     thread = threading.Thread(
         target=run_worker,
         args=(executor, stop),
-        kwargs={"grace_period": 5, "queues": queues},
+        kwargs={"grace_period": 5, "queues": queues, "schedules": schedules},
         daemon=True,
     )
     thread.start()

@@ -4,6 +4,7 @@
 ``DBOS_*`` variables tune the engine for tests and the crash tests' worker processes.
 """
 
+from importlib.util import find_spec
 from pathlib import Path
 
 import environ
@@ -84,6 +85,25 @@ if env("DBOS_EXECUTOR_ID", default=""):
     DBOS["EXECUTOR_ID"] = env("DBOS_EXECUTOR_ID")
 if env("DBOS_APPLICATION_VERSION", default=""):
     DBOS["APPLICATION_VERSION"] = env("DBOS_APPLICATION_VERSION")
+
+# Django's Tasks framework on durable workflows (docs/tasks.md), where it is installed (Django 6,
+# or the django-tasks backport of the "tasks"/"test" extras): "default" tasks go to the DBOS
+# queue "tasks.default"; "tasks.serial" runs one at a time; "tasks.plain" has no priorities.
+if find_spec("django.tasks") or find_spec("django_tasks"):
+    INSTALLED_APPS.insert(INSTALLED_APPS.index("django_dbos") + 1, "django_dbos.tasks")
+TASKS = {
+    "default": {
+        "BACKEND": "django_dbos.tasks.DBOSTaskBackend",
+        "QUEUES": ["default", "tasks.serial", "tasks.plain"],
+        "OPTIONS": {
+            "queues": {
+                "default": {"name": "tasks.default", "polling_interval_sec": 0.1},
+                "tasks.serial": {"worker_concurrency": 1, "polling_interval_sec": 0.1},
+                "tasks.plain": {"priority_enabled": False, "polling_interval_sec": 0.1},
+            }
+        },
+    }
+}
 
 LOGGING = {
     "version": 1,

@@ -17,6 +17,7 @@ from django_dbos.engine import wakeups
 from django_dbos.engine.executor import ProcessExecutor, get_executor, reset_executor
 from django_dbos.engine.threads import close_async_db_threads
 from django_dbos.models import Executor
+from django_dbos.registry import registry
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -41,6 +42,9 @@ def executor(django_db_blocker) -> Iterator[ProcessExecutor]:
     current = get_executor()
     for used in {fresh, current}:
         used.stop(retire=False, wait=True)
+    # the test database is emptied after each test: no queue's configuration row is stored now
+    for queue in registry.queues.values():
+        queue.stored = False
     close_async_db_threads()
     registered = [e.executor_id for e in {fresh, current} if e.registered]
     # On SQLite the row went in with the test's own transaction (and is rolled back with it).

@@ -158,7 +158,9 @@ def test_delayed_enqueue_starts_after_the_delay():
     with running_worker(queues=["tests.plain"]):
         assert handle.get_result(timeout=30) == 42
     row = WorkflowStatus.objects.get(workflow_uuid=handle.workflow_id)
-    assert row.started_at_epoch_ms - row.created_at >= 600
+    # the delay is counted from the enqueue call (created_at is stamped a moment later)
+    assert 550 <= row.delay_until_epoch_ms - row.created_at <= 600
+    assert row.started_at_epoch_ms >= row.delay_until_epoch_ms
 
 
 def test_set_workflow_delay():
@@ -425,3 +427,12 @@ def test_a_failed_round_puts_its_claims_back(executor, monkeypatch):
     monkeypatch.undo()
     with running_worker(queues=["tests.plain"]):
         assert results(handles) == [0, 2, 4]
+
+
+def test_burst_worker_also_runs_what_its_last_workflow_enqueued():
+    # the child is enqueued by the parent's last operation: when the parent finishes the
+    # worker is idle, and must look at the queue once more before leaving
+    parent = qw.plain.enqueue(qw.enqueuer, "last")
+    call_command("dbos_worker", "--burst", "--queue", "tests.plain", "--no-schedules")
+    child_id = parent.get_result(timeout=5)
+    assert WorkflowStatus.objects.get(pk=child_id).status == "SUCCESS"

@@ -110,11 +110,28 @@ def test_app_version_defaults_to_the_newest_live_executors():
     assert row(workflow_id).status == "SUCCESS"
 
 
-def test_without_a_version_or_a_live_executor_it_refuses():
+def test_without_a_version_or_a_live_executor_any_worker_claims_it():
+    # a trigger enqueueing while every worker is down must not fail the application's INSERT
     Executor.objects.update(last_heartbeat=0)  # every executor is dead
-    with pytest.raises(DatabaseError, match="no app_version given and no live executor"):
-        sql_enqueue(sw.sql_queue.name, "tests.sqlenq.echo")
-    assert not WorkflowStatus.objects.exists()
+    workflow_id = sql_enqueue(sw.sql_queue.name, "tests.sqlenq.greet", args=["eve"])
+    assert row(workflow_id).application_version is None
+    with running_worker(queues=[sw.sql_queue.name]):
+        assert DBOS.retrieve_workflow(workflow_id).get_result(timeout=30) == "hello eve."
+    assert row(workflow_id).application_version == application_version()  # stamped at claim
+
+
+def test_an_idle_worker_wakes_for_a_delayed_enqueue_from_sql():
+    with running_worker(queues=[sw.sql_notify.name]):
+        time.sleep(0.5)  # the dispatcher's first round found nothing; it now waits 60 s
+        began = time.monotonic()
+        workflow_id = sql_enqueue(
+            sw.sql_notify.name, "tests.sqlenq.greet", args=["dee"], delay_seconds=0.5,
+            app_version=application_version(),
+        )  # fmt: skip
+        assert row(workflow_id).status == "DELAYED"
+        assert DBOS.retrieve_workflow(workflow_id).get_result(timeout=20) == "hello dee."
+    # woken by the DELAYED insert's NOTIFY, it slept until the delay ran out, not 60 s
+    assert time.monotonic() - began < 15
 
 
 def test_an_idle_worker_is_woken_by_the_notify_trigger():

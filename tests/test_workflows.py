@@ -10,6 +10,7 @@ import pytest
 
 from django_dbos import (
     DBOS,
+    DBOSConfigurationError,
     DBOSConflictingWorkflowError,
     DBOSNonExistentWorkflowError,
     DBOSSerializationError,
@@ -18,6 +19,7 @@ from django_dbos import (
 )
 from django_dbos.errors import TimeoutError as DBOSTimeoutError
 from django_dbos.models import OperationOutput, WorkflowStatus
+from django_dbos.registry import registry
 from tests import workflows as wf
 from tests.models import Run
 
@@ -242,3 +244,21 @@ def test_recovery_reattaches_to_the_recorded_child_instead_of_starting_another(
     with SetWorkflowID("parent-crash"):  # and a replay re-attaches to both, running nothing
         assert wf.parent_workflow(5) == [7, 17, "parent-crash-2", "parent-crash"]
     assert wf.calls["plain_workflow"] == 2
+
+
+def test_decorating_a_workflow_again_returns_it_unchanged():
+    def body(x: int) -> int:
+        return x + 1
+
+    first = DBOS.workflow(name="tests.decorated_twice")(body)
+    try:
+        assert DBOS.workflow()(first) is first
+        assert DBOS.workflow(name="tests.decorated_twice")(first) is first
+        with pytest.raises(DBOSConfigurationError, match=r"tests\.decorated_twice"):
+            DBOS.workflow(name="tests.another_name")(first)
+        assert "tests.another_name" not in registry.workflows
+        assert first(1) == 2  # one workflow, not a workflow inside a workflow
+        assert WorkflowStatus.objects.filter(name="tests.decorated_twice").count() == 1
+        assert not WorkflowStatus.objects.filter(parent_workflow_id__isnull=False).exists()
+    finally:
+        registry.workflows.pop("tests.decorated_twice", None)

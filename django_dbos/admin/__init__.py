@@ -1,12 +1,14 @@
-"""The Django admin for workflows and executors: read-only, for staff with view permission.
+"""The Django admin for workflows, executors and schedules: read-only rows, for staff with view
+permission; schedule operations (actions, backfill) each need their own permission.
 
-Importing this package (as ``admin.autodiscover()`` does) registers both admins:
+Importing this package (as ``admin.autodiscover()`` does) registers the three admins:
 
 - ``workflows``: the ``WorkflowStatus`` admin, its filter, change list and paginator, and the
   queries that keep it fast on a system table of millions of rows;
 - ``executors``: the ``Executor`` admin and its "alive" filter;
-- ``base``: ``ReadOnlyAdmin``, the read-only base both share;
-- ``display``: formatting shared by both (local times from epoch ms, durations, decoded values).
+- ``schedules``: the ``Schedule`` admin: pause / resume / trigger actions and a backfill form;
+- ``base``: ``ReadOnlyAdmin``, the read-only base they share;
+- ``display``: formatting they share (local times from epoch ms, durations, decoded values).
 
 The names below are re-exported so ``django_dbos.admin.<name>`` keeps working.
 """
@@ -21,6 +23,7 @@ from django_dbos.admin.display import (
     render_decoded,
 )
 from django_dbos.admin.executors import ExecutorAdmin, ExecutorAliveFilter
+from django_dbos.admin.schedules import BackfillForm, ScheduleAdmin
 from django_dbos.admin.workflows import (
     NAME_FILTER_LIMIT,
     CappedCountPaginator,
@@ -35,11 +38,13 @@ from django_dbos.admin.workflows import (
 __all__ = [
     "NAME_FILTER_LIMIT",
     "PREVIEW_CHARS",
+    "BackfillForm",
     "CappedCountPaginator",
     "Decoded",
     "ExecutorAdmin",
     "ExecutorAliveFilter",
     "ReadOnlyAdmin",
+    "ScheduleAdmin",
     "StepRow",
     "WorkflowChangeList",
     "WorkflowNameFilter",

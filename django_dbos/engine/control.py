@@ -5,7 +5,8 @@ Every operation validates its arguments, then reads and writes in one short tran
 system database, so a mistake writes nothing and a crash never leaves half an operation. Trees
 of workflows (a workflow and its descendants, by ``parent_workflow_id``) are read with one
 recursive query, never one query per child. Resumed and forked workflows then run on this
-process's pool, replaying their recorded checkpoints.
+process's pool, replaying their recorded checkpoints; ``enqueue_resumed`` (and fork's
+``enqueue_fork``) put them on a queue instead, for a caller that runs nothing (``DBOSClient``).
 
 Inside a workflow each operation is recorded as a step (``DBOS.cancelWorkflow``, ...), as in
 DBOS: a replay neither repeats it nor forks a second workflow.
@@ -335,6 +336,55 @@ def resume_workflows(workflow_ids: Any) -> list[WorkflowHandle]:
         resumed = _durably("DBOS.resumeWorkflow", lambda: [w for w, _ in _resume(ids)])
         return [WorkflowHandle(workflow_id) for workflow_id in resumed]
     return [WorkflowHandle(workflow_id, future) for workflow_id, future in _resume(ids)]
+
+
+def _requeue(workflow_ids: list[str], queue_name: str) -> list[str]:
+    with _atomic(), _conn().cursor() as cursor:
+        tree = _tree(
+            cursor,
+            workflow_ids,
+            child_status=S.CANCELLED.value,
+            parent_statuses=RESUMABLE_STATUSES,
+        )
+        _require_all(workflow_ids, (row[0] for row in tree))
+        targets = [row[0] for row in tree if row[1] in RESUMABLE_STATUSES]
+        if not targets:
+            return []
+        now = now_ms()
+        cursor.execute(
+            f"UPDATE {STATUS} SET status = %s, queue_name = %s, queue_partition_key = NULL, "
+            "executor_id = NULL, output = NULL, error = NULL, recovery_attempts = 0, "
+            "deduplication_id = NULL, started_at_epoch_ms = NULL, delay_until_epoch_ms = NULL, "
+            # a deadline that has passed is dropped: the claim starts it again from the
+            # workflow's own timeout; a future deadline stays
+            "updated_at = %s, workflow_deadline_epoch_ms = CASE "
+            "WHEN workflow_deadline_epoch_ms <= %s THEN NULL ELSE workflow_deadline_epoch_ms END "
+            f"WHERE workflow_uuid IN ({_marks(targets)}) "
+            f"AND status IN ({_marks(RESUMABLE_STATUSES)}) RETURNING workflow_uuid",
+            [S.ENQUEUED.value, queue_name, now, now, *targets, *RESUMABLE_STATUSES],
+        )
+        requeued = [row[0] for row in cursor.fetchall()]
+        if _conn().vendor == "postgresql":  # the enqueue trigger fires on INSERT only
+            cursor.execute("SELECT pg_notify('dbos_workflow_enqueued', %s)", [queue_name])
+        wakeups.signal_after_commit(("enqueued", queue_name))
+    if requeued:
+        logger.info("Re-enqueued workflow(s) %s on %s", ", ".join(requeued), queue_name)
+    return requeued
+
+
+def enqueue_resumed(workflow_ids: Any, queue_name: str) -> list[str]:
+    """Resume by enqueueing, for callers that run nothing themselves (``DBOSClient``): the
+    resumable workflows and their cancelled descendants become ENQUEUED on ``queue_name``,
+    ownerless, keeping their checkpoints, inputs and application version, so a worker serving
+    that queue claims them and replays them from their last checkpoint. A deadline that has
+    passed is dropped (the claim restarts it from the workflow's own timeout). Other statuses
+    are left alone. Returns the IDs given (duplicates dropped, in order); an unknown ID raises
+    ``DBOSNonExistentWorkflowError`` and nothing changes. The caller checks that the queue
+    exists and is not partitioned (a resumed row has no partition key)."""
+    ids = check_workflow_ids(workflow_ids)
+    if ids:
+        _durably("DBOS.resumeWorkflow", _requeue, ids, queue_name)
+    return ids
 
 
 # -- delete ------------------------------------------------------------------------------------

@@ -17,14 +17,18 @@ import time
 from concurrent.futures import Future
 from typing import Any
 
+from django.db import DatabaseError
+from django.db.models import Min
+
 from django_dbos import serialization
+from django_dbos.conf import dbos_settings
 from django_dbos.context import WorkflowContext
 from django_dbos.engine import system_db, wakeups
 from django_dbos.engine.executor import ProcessExecutor
 from django_dbos.engine.queues import Claimed, claim, requeue, store_config
 from django_dbos.engine.workflows import run_in_pool
 from django_dbos.errors import DBOSConfigurationError, DBOSWorkflowFunctionNotFoundError
-from django_dbos.models import WorkflowStatusString
+from django_dbos.models import WorkflowStatus, WorkflowStatusString, now_ms
 from django_dbos.queues import (
     DEFAULT_POLLING_INTERVAL_SEC,
     INTERNAL_QUEUE_NAME,
@@ -74,6 +78,29 @@ class Dispatcher:
             (queue.polling_interval_sec for queue in self.queues),
             default=DEFAULT_POLLING_INTERVAL_SEC,
         )
+
+    def idle_interval(self) -> float:
+        """How long a worker with free threads may sleep without a wake-up: the queues'
+        polling interval, or until the next delayed (e.g. debounced) row of a served queue
+        falls due, if sooner. Nothing signals a delay running out, so without this a due row
+        would wait for the next poll. Rows already due are left out: one the limits hold back
+        must not make the worker spin. (A worker with no free thread sleeps until one frees
+        up, and needs no query to know it.)"""
+        interval = self.polling_interval
+        now = now_ms()
+        try:
+            due = (
+                WorkflowStatus.objects.using(dbos_settings().DATABASE)
+                .filter(
+                    queue_name__in=[queue.name for queue in self.queues],
+                    status=S.DELAYED,
+                    delay_until_epoch_ms__gt=now,
+                )
+                .aggregate(due=Min("delay_until_epoch_ms"))["due"]
+            )
+        except DatabaseError:
+            return interval  # the next round reports (and recovers from) a lost connection
+        return interval if due is None else min(interval, (due - now) / 1000)
 
     def run_round(self) -> int:
         """Claim and start what the limits allow; the number of workflows started."""

@@ -1,6 +1,7 @@
 """Forking: a new workflow with the same inputs whose history before ``start_step`` is copied
 (checkpoints, event history and events, stream entries) in one transaction, then run on this
-process's pool, or left for a worker of the requested application version.
+process's pool, or left for a worker of the requested application version; or, for a caller
+that runs nothing itself (``DBOSClient``), enqueued on a queue for a worker (``enqueue_fork``).
 """
 
 from __future__ import annotations
@@ -9,14 +10,14 @@ import json
 import logging
 import uuid
 from concurrent.futures import Future
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import models
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
 
 from django_dbos.context import StartOptions, current_workflow
-from django_dbos.engine import system_db
+from django_dbos.engine import system_db, wakeups
 from django_dbos.engine.control import (
     STATUS,
     S,
@@ -30,6 +31,7 @@ from django_dbos.engine.control import (
 from django_dbos.engine.executor import application_version as current_version
 from django_dbos.engine.executor import get_executor
 from django_dbos.engine.handles import WorkflowHandle
+from django_dbos.engine.queues import _queue_columns
 from django_dbos.errors import (
     DBOSInvalidArgumentError,
     DBOSInvalidStartStepError,
@@ -44,6 +46,10 @@ from django_dbos.models import (
     now_ms,
 )
 from django_dbos.registry import registry
+
+if TYPE_CHECKING:
+    from django_dbos.models import QueueConfig
+    from django_dbos.queues import Queue
 
 logger = logging.getLogger(__name__)
 
@@ -80,9 +86,11 @@ def _rebuild_events_sql(conn: BaseDatabaseWrapper) -> str:
     )
 
 
-def _check_fork_arguments(
+def check_fork_arguments(
     workflow_id: Any, start_step: Any, version: Any
 ) -> tuple[str, int, str | None]:
+    """``(workflow_id, start_step, application_version)`` checked, before anything is read or
+    written (``DBOSInvalidArgumentError`` names the bad one)."""
     workflow_id = check_workflow_id(workflow_id)
     start_step = check_count(start_step, "start_step", 1)
     if version is not None and (not isinstance(version, str) or not version):
@@ -91,13 +99,21 @@ def _check_fork_arguments(
 
 
 def _fork(
-    source_id: str, start_step: int, version: str | None, options: StartOptions
+    source_id: str,
+    start_step: int,
+    version: str | None,
+    options: StartOptions,
+    queued: dict[str, Any] | None = None,
 ) -> tuple[str, Future[Any] | None]:
+    """Write the fork (and run it here when it is for this version). With ``queued`` (a queue's
+    columns, ``_queue_columns``) it is written ENQUEUED, ownerless, and this process neither
+    runs it nor becomes an executor; its timeout then starts when a worker claims it."""
     fork_id = options.workflow_id or str(uuid.uuid4())
-    version = version or current_version()
-    runs_here = version == current_version()
-    executor = get_executor()
-    if runs_here:
+    if queued is None:
+        version = version or current_version()
+    runs_here = queued is None and version == current_version()
+    executor = get_executor() if runs_here else None  # a queued fork never makes an executor
+    if executor is not None:
         executor.ensure_started()
     conn = _conn()
     with _atomic(), conn.cursor() as cursor:
@@ -113,7 +129,7 @@ def _fork(
         name, inputs, user, attributes, class_name, config_name, last_step = row
         if start_step > (last_step or 0) + 1:
             raise DBOSInvalidStartStepError(source_id, start_step, last_step or 0)
-        definition = registry.get_workflow(name, source_id) if runs_here else None
+        definition = registry.get_workflow(name, source_id) if executor is not None else None
         if options.attributes:
             attributes = json.dumps({**json.loads(attributes or "{}"), **options.attributes})
         now = now_ms()
@@ -126,7 +142,7 @@ def _fork(
             "config_name": config_name,
             "inputs": inputs,
             # a fork for another version waits, ownerless, for a worker of that version
-            "executor_id": executor.executor_id if runs_here else None,
+            "executor_id": executor.executor_id if executor is not None else None,
             "application_version": version,
             "recovery_attempts": 0,
             "priority": 0,
@@ -139,6 +155,8 @@ def _fork(
             "created_at": now,
             "updated_at": now,
         }
+        if queued is not None:  # not started yet: no deadline, no start time
+            values.update(workflow_deadline_epoch_ms=None, started_at_epoch_ms=None, **queued)
         if not system_db.insert_workflow(values):
             _check_existing_fork(cursor, fork_id, source_id)
             return fork_id, None
@@ -147,7 +165,7 @@ def _fork(
                 cursor.execute(_copy_sql(model, conn), [fork_id, source_id, start_step])
             cursor.execute(_rebuild_events_sql(conn), [fork_id])
     logger.info("Forked workflow %s at step %d as %s", source_id, start_step, fork_id)
-    if definition is None:
+    if definition is None or executor is None:
         return fork_id, None
     deadline = values["workflow_deadline_epoch_ms"]
     summary = system_db.WorkflowSummary(
@@ -183,10 +201,35 @@ def fork_workflow(
     """Start a new workflow with the inputs of ``workflow_id`` whose checkpoints, event history
     and stream entries before ``start_step`` are copied; it runs here unless it is for another
     application version. Nothing is written when an argument is wrong."""
-    source, step, version = _check_fork_arguments(workflow_id, start_step, application_version)
+    source, step, version = check_fork_arguments(workflow_id, start_step, application_version)
     ctx = current_workflow()
     if ctx is not None and not ctx.in_step:
         fork_id = _durably("DBOS.forkWorkflow", lambda: _fork(source, step, version, options)[0])
         return WorkflowHandle(fork_id)
     fork_id, future = _fork(source, step, version, options)
     return WorkflowHandle(fork_id, future)
+
+
+def enqueue_fork(
+    workflow_id: Any,
+    start_step: Any,
+    application_version: Any,
+    options: StartOptions,
+    queue: Queue | QueueConfig,
+) -> str:
+    """Fork by enqueueing, for callers that run nothing themselves (``DBOSClient``): the fork is
+    written ENQUEUED on ``queue`` (with ``options.queue_partition_key`` if it is partitioned),
+    ownerless, for a worker of ``application_version`` (None: whichever worker claims it);
+    ``options.timeout_seconds`` starts at the claim. Its ID is ``options.workflow_id`` or a
+    uuid4; the same fork asked for again returns it. Returns the fork's ID. Nothing is written
+    on bad input (``DBOSInvalidArgumentError``, ``DBOSInvalidStartStepError``,
+    ``DBOSNonExistentWorkflowError``, ``DBOSWorkflowIDInUseError``)."""
+    source, step, version = check_fork_arguments(workflow_id, start_step, application_version)
+    columns = _queue_columns(queue, options, version)
+
+    def fork() -> str:
+        fork_id = _fork(source, step, version, options, queued=columns)[0]
+        wakeups.signal_after_commit(("enqueued", queue.name))  # a worker in this process
+        return fork_id
+
+    return _durably("DBOS.forkWorkflow", fork)

@@ -13,6 +13,7 @@ looks again. Keys are signalled from two places:
 
 On SQLite other processes are seen by polling (with backoff up to ``POLL_INTERVAL``); polling
 also backs up LISTEN/NOTIFY, so a lost notification only costs latency, never correctness.
+That is also what a caller that must not start threads gets (``polling_only``: ``DBOSClient``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from django.db import connections, transaction
@@ -42,6 +44,7 @@ CHANNELS = {
 
 _lock = threading.Lock()
 _waiters: dict[Key, set[threading.Event]] = {}
+_polling_only: ContextVar[bool] = ContextVar("django_dbos_polling_only", default=False)
 
 
 def signal(key: Key) -> None:
@@ -60,12 +63,14 @@ def signal_after_commit(key: Key) -> None:
 @contextmanager
 def waiting_for(*keys: Key) -> Iterator[threading.Event]:
     """Register before looking at the database, so a change between the look and the wait
-    still wakes us (the Event stays set). One Event for all ``keys``."""
+    still wakes us (the Event stays set). One Event for all ``keys``. Starts this process's
+    LISTEN thread (PostgreSQL) unless the caller is ``polling_only``."""
     event = threading.Event()
     with _lock:
         for key in keys:
             _waiters.setdefault(key, set()).add(event)
-    listener.ensure_running()
+    if not _polling_only.get():
+        listener.ensure_running()
     try:
         yield event
     finally:
@@ -76,6 +81,25 @@ def waiting_for(*keys: Key) -> Iterator[threading.Event]:
                     waiters.discard(event)
                     if not waiters:
                         del _waiters[key]
+
+
+@contextmanager
+def polling_only() -> Iterator[None]:
+    """Waits begun inside this block never start the LISTEN thread: they see other processes'
+    changes by polling with ``Backoff`` (up to ``POLL_INTERVAL``), as on SQLite. For callers
+    that must not start threads in a process that is not theirs (``DBOSClient``). A context
+    variable: it covers this thread and code run in a copy of its context (``asyncio.to_thread``,
+    ``run_blocking``). A listener the process already runs still wakes these waits sooner."""
+    token = _polling_only.set(True)
+    try:
+        yield
+    finally:
+        _polling_only.reset(token)
+
+
+def is_polling_only() -> bool:
+    """Whether waits begun here poll instead of starting the LISTEN thread."""
+    return _polling_only.get()
 
 
 class Backoff:

@@ -1,11 +1,12 @@
 """The worker loop behind ``manage.py dbos_worker`` (and ``testing.running_worker``).
 
-Start: register the executor, resume our own PENDING workflows. Then, every recovery interval,
-adopt the workflows of dead executors, and in between claim queued workflows (the dispatcher)
-whenever one is enqueued, a slot frees up, or the queues' polling interval passes. Stop (an
-Event, set by a signal handler or a test): every running workflow halts at its next checkpoint
-and stays PENDING; after the grace period the stragglers are logged and the executor is
-retired, so live workers adopt them at once.
+Start: register the executor, resume our own PENDING workflows, start the scheduler thread
+(cron schedules, engine/scheduler.py; stopped before the grace period). Then, every recovery
+interval, adopt the workflows of dead executors, and in between claim queued workflows (the
+dispatcher) whenever one is enqueued, a slot frees up, or the queues' polling interval passes.
+Stop (an Event, set by a signal handler or a test): every running workflow halts at its next
+checkpoint and stays PENDING; after the grace period the stragglers are logged and the executor
+is retired, so live workers adopt them at once.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from django_dbos.engine import wakeups
 from django_dbos.engine.dispatcher import Dispatcher, served_queues
 from django_dbos.engine.executor import ProcessExecutor, refresh_connections
 from django_dbos.engine.recovery import adopt_orphans, recover_own_pending
+from django_dbos.engine.scheduler import SchedulerThread
 
 logger = logging.getLogger(__name__)
 
@@ -34,13 +36,16 @@ def run_worker(
     burst: bool = False,
     grace_period: float | None = None,
     queues: list[str] | None = None,
+    schedules: bool = True,
 ) -> list[str]:
     """Run until ``stop`` is set (or, with ``burst``, until no work is left). ``queues``: the
-    queue names to serve (None: every declared queue). Returns the IDs of workflows still
-    running when the grace period ran out."""
+    queue names to serve (None: every declared queue). ``schedules``: also run the scheduler
+    thread (never in burst mode). Returns the IDs of workflows still running when the grace
+    period ran out."""
     settings = dbos_settings()
     dispatcher = Dispatcher(executor, served_queues(queues))
     executor.ensure_started()
+    scheduler = SchedulerThread().start() if schedules and not burst else None
     try:
         recovered = recover_own_pending(executor)
         if recovered:
@@ -62,14 +67,22 @@ def run_worker(
                     woken.clear()
                 claimed = _dispatch(dispatcher)
                 if burst and not adopted and not claimed and executor.wait_idle(timeout=0.05):
-                    break
+                    # idle now; but what just finished may have enqueued more (a child on a
+                    # queue): one more look before leaving
+                    if not _dispatch(dispatcher):
+                        break
+                    continue
                 if claimed and executor.free_slots > 0:
                     continue  # there may be more right away
                 pause = next_recovery - time.monotonic()
                 if dispatcher.queues:
-                    pause = min(pause, dispatcher.polling_interval)
+                    idle = executor.free_slots > 0
+                    wait = dispatcher.idle_interval() if idle else dispatcher.polling_interval
+                    pause = min(pause, wait)
                 _pause(stop, woken, pause)
     finally:
+        if scheduler is not None:
+            scheduler.stop()
         stragglers = shutdown(executor, grace_period)
     return stragglers
 

@@ -57,3 +57,27 @@ def duration(value: str) -> datetime.timedelta:
     if seconds <= 0:
         raise argparse.ArgumentTypeError(f"{value!r} must be longer than zero")
     return datetime.timedelta(seconds=seconds)
+
+
+def moment(value: str) -> datetime.datetime:
+    """A point in time as an aware datetime: ``now``; an ISO 8601 date or time (naive ones are in
+    Django's current time zone); epoch milliseconds; or an age such as ``90m``, ``2h``, ``1d12h``
+    (that long ago)."""
+    from django.utils import timezone  # settings are only needed when a value is parsed
+
+    text = value.strip()
+    if text.lower() == "now":
+        return timezone.now()
+    if text.isdigit():
+        return datetime.datetime.fromtimestamp(int(text) / 1000, tz=datetime.UTC)
+    if re.fullmatch(rf"(?:{_PART.pattern})+", text.lower()):
+        return timezone.now() - duration(text)
+    try:
+        parsed = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a time: give an ISO 8601 date or time (2025-05-01, "
+            "2025-05-01T12:00, 2025-05-01T12:00:00+02:00), epoch milliseconds, now, or an age "
+            "such as 90m, 2h, 3d"
+        ) from None
+    return timezone.make_aware(parsed) if timezone.is_naive(parsed) else parsed

@@ -2,13 +2,21 @@
 
 validate (step) -> reserve stock (transaction: exactly once) -> charge payment (step, retried
 with backoff against a flaky gateway) -> wait (durable sleep) -> ship (step).
+
+Beside it, a schedule and a queue: ``stock_report`` runs on a cron schedule (``seed_demo``
+creates it, every minute) and puts a ``restock`` workflow for each product running low on the
+``orders.restock`` queue, partitioned by product so that one product is never restocked twice at
+once.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Any
+
 from django.db.models import F
 
-from django_dbos import DBOS
+from django_dbos import DBOS, Queue, SetEnqueueOptions, SetWorkflowID
 from testproject.orders.models import Order, PaymentAttempt, Product, StepLog
 
 
@@ -79,3 +87,44 @@ def order_workflow(order_id: int, ship_delay_seconds: float = 2.0) -> dict:
     DBOS.sleep(ship_delay_seconds)
     tracking = ship_order(order_id)
     return {**summary, "charge_id": charge_id, "tracking": tracking, "stock_left": remaining_stock}
+
+
+# -- restocking: a schedule feeding a partitioned queue -------------------------------------------
+
+#: at most two restocks at once, and one per product (the partition key is the SKU)
+restock_queue = Queue(
+    "orders.restock", concurrency=2, partition_queue=True, partition_concurrency=1
+)
+
+
+@DBOS.transaction()
+def add_stock(sku: str, quantity: int) -> int:
+    Product.objects.filter(sku=sku).update(stock=F("stock") + quantity)
+    return Product.objects.get(sku=sku).stock
+
+
+@DBOS.workflow()
+def restock(sku: str, quantity: int) -> int:
+    """Order ``quantity`` more of ``sku`` from the supplier (here: add it, exactly once)."""
+    return add_stock(sku, quantity)
+
+
+@DBOS.step()
+def low_stock_skus(threshold: int) -> list[str]:
+    return list(
+        Product.objects.filter(stock__lt=threshold).order_by("sku").values_list("sku", flat=True)
+    )
+
+
+@DBOS.workflow()
+def stock_report(scheduled_time: dt.datetime, context: dict[str, Any]) -> list[str]:
+    """Fired by the ``orders.stock-report`` schedule: enqueue a restock of each product under
+    ``context["threshold"]``, one per product and firing (the workflow ID says which)."""
+    low = low_stock_skus(context["threshold"])
+    for sku in low:
+        with (
+            SetWorkflowID(f"restock-{sku}-{scheduled_time:%Y%m%dT%H%M%S}"),
+            SetEnqueueOptions(queue_partition_key=sku),
+        ):
+            restock_queue.enqueue(restock, sku, context["quantity"])
+    return low

@@ -51,6 +51,12 @@ class Command(BaseCommand):
             help="Serve this queue (repeatable). Default: every queue declared in this project.",
         )
         parser.add_argument(
+            "--no-schedules",
+            action="store_false",
+            dest="schedules",
+            help="Do not run the scheduler here (cron schedules fire from the other workers).",
+        )
+        parser.add_argument(
             "--burst",
             action="store_true",
             help="Recover and adopt what is there, wait for it to finish, then exit.",
@@ -80,6 +86,7 @@ class Command(BaseCommand):
             f"dbos_worker {executor.executor_id} (pid {os.getpid()}, {executor.threads} threads)"
             + (" in burst mode" if options["burst"] else "")
             + (f", queues: {', '.join(q.name for q in queues)}" if queues else "")
+            + ("" if options["schedules"] or options["burst"] else ", no schedules")
         )
         try:
             stragglers = run_worker(
@@ -88,6 +95,7 @@ class Command(BaseCommand):
                 burst=options["burst"],
                 grace_period=options["grace_period"],
                 queues=[q.name for q in queues],
+                schedules=options["schedules"],
             )
         finally:
             for signum, handler in previous.items():

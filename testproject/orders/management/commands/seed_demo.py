@@ -9,7 +9,9 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from django_dbos import DBOS
 from testproject.orders.models import Product
+from testproject.orders.workflows import stock_report
 
 PRODUCTS = [
     ("MUG-01", "Durable mug", Decimal("12.50"), 100),
@@ -17,6 +19,13 @@ PRODUCTS = [
     ("CAP-01", "Checkpoint cap", Decimal("18.00"), 25),
     ("STK-01", "Sticker pack", Decimal("4.00"), 500),
 ]
+#: the demo's managed schedule: every minute, restock what is under 20
+STOCK_REPORT = {
+    "schedule_name": "orders.stock-report",
+    "workflow_fn": stock_report,
+    "schedule": "* * * * *",
+    "context": {"threshold": 20, "quantity": 30},
+}
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "demo"  # a demo account: seed_demo refuses to run with DEBUG off
 
@@ -61,3 +70,6 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(f"{verb} superuser {DEMO_USERNAME!r} (password {DEMO_PASSWORD!r})")
         )
+        # deploy-style: the database's schedules made to match this list (idempotent)
+        changes = DBOS.apply_schedules([STOCK_REPORT])
+        self.stdout.write(f"schedule {STOCK_REPORT['schedule_name']!r}: {changes}")
