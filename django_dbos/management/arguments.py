@@ -35,6 +35,17 @@ positive_int = whole_number(1)
 non_negative_int = whole_number(0)
 
 
+def non_empty(what: str) -> Callable[[str], str]:
+    """An argparse type for a name or ID that must not be blank (``what`` names it)."""
+
+    def parse(value: str) -> str:
+        if not value.strip():
+            raise argparse.ArgumentTypeError(f"{what} must not be empty")
+        return value
+
+    return parse
+
+
 def non_negative_float(value: str) -> float:
     try:
         number = float(value)

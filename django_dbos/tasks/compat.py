@@ -36,54 +36,54 @@ if TYPE_CHECKING:  # django-stubs describe django.tasks; the backport has the sa
 
     API_NAME = "django.tasks"
 else:
-    try:
-        from django.tasks import DEFAULT_TASK_QUEUE_NAME, task, task_backends
-        from django.tasks.backends.base import BaseTaskBackend
-        from django.tasks.base import (
-            DEFAULT_TASK_PRIORITY,
-            TASK_MAX_PRIORITY,
-            TASK_MIN_PRIORITY,
-            Task,
-            TaskContext,
-            TaskError,
-            TaskResult,
-            TaskResultStatus,
-        )
-        from django.tasks.exceptions import (
-            InvalidTask,
-            TaskResultDoesNotExist,
-            TaskResultMismatch,
-        )
-        from django.tasks.signals import task_enqueued, task_finished, task_started
-        from django.utils.json import normalize_json
+    import importlib
 
-        API_NAME = "django.tasks"
-    except ImportError:
+    # name -> (submodule of the package, name there); the backport's InvalidTask is
+    # InvalidTaskError, and its normalize_json lives in django_tasks.utils
+    _NAMES = {
+        "DEFAULT_TASK_QUEUE_NAME": ("", "DEFAULT_TASK_QUEUE_NAME"),
+        "task": ("", "task"),
+        "task_backends": ("", "task_backends"),
+        "BaseTaskBackend": (".backends.base", "BaseTaskBackend"),
+        "DEFAULT_TASK_PRIORITY": (".base", "DEFAULT_TASK_PRIORITY"),
+        "TASK_MAX_PRIORITY": (".base", "TASK_MAX_PRIORITY"),
+        "TASK_MIN_PRIORITY": (".base", "TASK_MIN_PRIORITY"),
+        "Task": (".base", "Task"),
+        "TaskContext": (".base", "TaskContext"),
+        "TaskError": (".base", "TaskError"),
+        "TaskResult": (".base", "TaskResult"),
+        "TaskResultStatus": (".base", "TaskResultStatus"),
+        "InvalidTask": (".exceptions", "InvalidTask"),
+        "TaskResultDoesNotExist": (".exceptions", "TaskResultDoesNotExist"),
+        "TaskResultMismatch": (".exceptions", "TaskResultMismatch"),
+        "task_enqueued": (".signals", "task_enqueued"),
+        "task_finished": (".signals", "task_finished"),
+        "task_started": (".signals", "task_started"),
+    }
+    _BACKPORT_NAMES = {"InvalidTask": (".exceptions", "InvalidTaskError")}
+
+    def _load(package: str) -> dict[str, object]:
+        overrides = _BACKPORT_NAMES if package == "django_tasks" else {}
+        found = {}
+        for name, (module, attribute) in {**_NAMES, **overrides}.items():
+            found[name] = getattr(importlib.import_module(package + module), attribute)
+        json_module = "django.utils.json" if package == "django.tasks" else "django_tasks.utils"
+        found["normalize_json"] = importlib.import_module(json_module).normalize_json
+        found["API_NAME"] = package
+        return found
+
+    for _package in ("django.tasks", "django_tasks"):
         try:
-            from django_tasks import DEFAULT_TASK_QUEUE_NAME, task, task_backends
-            from django_tasks.backends.base import BaseTaskBackend
-            from django_tasks.base import (
-                DEFAULT_TASK_PRIORITY,
-                TASK_MAX_PRIORITY,
-                TASK_MIN_PRIORITY,
-                Task,
-                TaskContext,
-                TaskError,
-                TaskResult,
-                TaskResultStatus,
-            )
-            from django_tasks.exceptions import InvalidTaskError as InvalidTask
-            from django_tasks.exceptions import TaskResultDoesNotExist, TaskResultMismatch
-            from django_tasks.signals import task_enqueued, task_finished, task_started
-            from django_tasks.utils import normalize_json
-
-            API_NAME = "django_tasks"
-        except ImportError as exc:
-            raise ImproperlyConfigured(
-                "django_dbos.tasks needs Django's Tasks framework: Django 6 has it built in "
-                "(django.tasks); on Django 5.2 install the backport with "
-                "`pip install django-dbos-workflows[tasks]` (or `pip install django-tasks`)."
-            ) from exc
+            globals().update(_load(_package))
+            break
+        except ImportError:
+            continue
+    else:
+        raise ImproperlyConfigured(
+            "django_dbos.tasks needs Django's Tasks framework: Django 6 has it built in "
+            "(django.tasks); on Django 5.2 install the backport with "
+            "`pip install django-dbos-workflows[tasks]` (or `pip install django-tasks`)."
+        )
 
 __all__ = [
     "API_NAME",

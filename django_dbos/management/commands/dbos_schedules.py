@@ -24,7 +24,7 @@ from django.utils import timezone
 from django_dbos import DBOS, DBOSException
 from django_dbos.api.schedules import MAX_BACKFILL
 from django_dbos.engine import scheduler
-from django_dbos.management.arguments import moment, positive_int, whole_number
+from django_dbos.management.arguments import moment, non_empty, positive_int, whole_number
 from django_dbos.models import ScheduleStatus, now_ms
 from django_dbos.registry import registry
 
@@ -56,10 +56,7 @@ def schedule_status(value: str) -> str:
     return status
 
 
-def schedule_name(value: str) -> str:
-    if not value.strip():
-        raise argparse.ArgumentTypeError("a schedule name must not be empty")
-    return value
+schedule_name = non_empty("a schedule name")
 
 
 class Command(BaseCommand):

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from django_dbos import DBOS, DBOSException, SetWorkflowID, StepInfo, WorkflowStatus
 from django_dbos.api.introspection import epoch_ms
-from django_dbos.management.arguments import non_negative_int
+from django_dbos.management.arguments import non_empty, non_negative_int
 from django_dbos.models import TERMINAL_STATUSES, WorkflowStatusString
 
 DEFAULT_LIMIT = 50
@@ -90,10 +90,7 @@ def step_number(value: str) -> int:
     return number
 
 
-def workflow_id(value: str) -> str:
-    if not value.strip():
-        raise argparse.ArgumentTypeError("a workflow ID must not be empty")
-    return value
+workflow_id = non_empty("a workflow ID")
 
 
 # -- the command -------------------------------------------------------------------------------
