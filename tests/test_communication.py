@@ -17,8 +17,17 @@ from django_dbos import (
     DBOSStreamTimeoutError,
     SendMessage,
     SetWorkflowID,
+    serialization,
 )
-from django_dbos.models import Notification, OperationOutput, StreamEntry, WorkflowEventHistory
+from django_dbos.engine import system_db
+from django_dbos.engine.executor import application_version
+from django_dbos.models import (
+    Notification,
+    OperationOutput,
+    StreamEntry,
+    WorkflowEventHistory,
+    now_ms,
+)
 from django_dbos.testing import recover_workflow, simulate_crash
 from tests import workflows as wf
 from tests.conftest import postgres_only
@@ -80,7 +89,14 @@ def test_a_message_is_received_exactly_once_even_across_a_crash():
     assert recover_workflow("rx-crash") == [None, {"n": 1}]
     assert not Notification.objects.exists()
     steps = OperationOutput.objects.filter(workflow_id="rx-crash").order_by("function_id")
-    assert [s.output for s in steps] == ["null", '{"n":1}']
+    # each recv takes two IDs (DBOS's numbering): its outcome, then its timeout's wake-up time,
+    # recorded only by a recv that had to wait
+    assert [(s.function_id, s.function_name) for s in steps] == [
+        (1, "DBOS.recv"),
+        (2, "DBOS.sleep"),
+        (3, "DBOS.recv"),
+    ]
+    assert [s.output for s in steps if s.function_name == "DBOS.recv"] == ["null", '{"n":1}']
     assert recover_workflow("rx-crash") == [None, {"n": 1}]  # replay: the same, nothing new
 
 
@@ -108,7 +124,61 @@ def test_recv_times_out_with_none_and_records_it():
     with SetWorkflowID("rx-timeout"):
         assert wf.receiver_workflow(None, 1, 0.2) == [None]
     assert 0.2 <= time.monotonic() - started_at < 2
-    assert OperationOutput.objects.get(workflow_id="rx-timeout").function_name == "DBOS.recv"
+    rows = OperationOutput.objects.filter(workflow_id="rx-timeout").order_by("function_id")
+    assert [row.function_name for row in rows] == ["DBOS.recv", "DBOS.sleep"]
+    assert rows[0].output == "null"
+
+
+def crashed_while_waiting(workflow_id: str, name: str, inputs: tuple, waited_ms: int) -> None:
+    """The rows a process leaves when it dies ``waited_ms`` after its workflow's first wait
+    (a recv or get_event, function_id 1) began: PENDING, and the wait's wake-up time (its
+    timeout counted from then) recorded at function_id 2; the wait itself not."""
+    now = now_ms()
+    system_db.insert_workflow(
+        {
+            "workflow_uuid": workflow_id,
+            "status": "PENDING",
+            "name": name,
+            "inputs": serialization.serialize_args(inputs, {}),
+            "executor_id": "a-dead-process",
+            "application_version": application_version(),
+            "recovery_attempts": 0,
+            "priority": 0,
+            "created_at": now - waited_ms,
+            "updated_at": now - waited_ms,
+        }
+    )
+    timeout_ms = int(inputs[-1] * 1000)
+    wake_ms = now - waited_ms + timeout_ms
+    system_db.record_operation(
+        workflow_id, 2, "DBOS.sleep", output=serialization.serialize(wake_ms)
+    )
+
+
+def test_a_recovered_recv_waits_only_for_what_was_left_of_its_timeout():
+    # it had waited 29.5 s of its 30 before the crash: recovery waits ~0.5 s, not 30 again
+    crashed_while_waiting("rx-durable", "tests.receiver", (None, 1, 30), waited_ms=29_500)
+    began = time.monotonic()
+    assert recover_workflow("rx-durable") == [None]
+    assert time.monotonic() - began < 10
+    recv = OperationOutput.objects.get(workflow_id="rx-durable", function_id=1)
+    assert (recv.function_name, recv.output) == ("DBOS.recv", "null")
+
+
+def test_a_recovered_recv_still_gets_a_message_sent_within_what_was_left():
+    crashed_while_waiting("rx-durable-2", "tests.receiver", (None, 1, 30), waited_ms=25_000)
+    DBOS.send("rx-durable-2", "just in time")
+    assert recover_workflow("rx-durable-2") == ["just in time"]
+
+
+def test_a_recovered_get_event_waits_only_for_what_was_left_of_its_timeout():
+    inputs = ("no-such-publisher", "progress", 30)
+    crashed_while_waiting("ev-durable", "tests.event_waiter", inputs, waited_ms=29_500)
+    began = time.monotonic()
+    assert recover_workflow("ev-durable") is None
+    assert time.monotonic() - began < 10
+    names = OperationOutput.objects.filter(workflow_id="ev-durable").order_by("function_id")
+    assert [row.function_name for row in names] == ["DBOS.getEvent", "DBOS.sleep"]
 
 
 def test_send_from_a_workflow_is_durable_and_sent_once():

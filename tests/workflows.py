@@ -199,6 +199,11 @@ def publisher_workflow(values: list, then_wait: bool = False) -> str:
     return "published"
 
 
+@DBOS.workflow(name="tests.event_waiter")
+def event_waiter_workflow(target: str, key: str, timeout: float) -> object:
+    return DBOS.get_event(target, key, timeout_seconds=timeout)
+
+
 @DBOS.workflow(name="tests.event_reader")
 def event_reader_workflow(target: str) -> list:
     return [DBOS.get_event(target, "progress", timeout_seconds=5), DBOS.get_all_events(target)]

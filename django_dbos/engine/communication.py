@@ -8,6 +8,7 @@ different message. Waiting uses ``wakeups`` (LISTEN/NOTIFY on PostgreSQL, pollin
 from __future__ import annotations
 
 import dataclasses
+import time
 import uuid
 from typing import Any
 
@@ -16,7 +17,13 @@ from django.db import transaction
 from django_dbos import serialization
 from django_dbos.context import WorkflowContext, current_workflow
 from django_dbos.engine import system_db, wakeups
-from django_dbos.engine.steps import begin_operation, crash_if_simulated, refused_checkpoint
+from django_dbos.engine.steps import (
+    SLEEP_NAME,
+    begin_operation,
+    crash_if_simulated,
+    refused_checkpoint,
+    replayed,
+)
 from django_dbos.errors import (
     DBOSException,
     DBOSNonExistentWorkflowError,
@@ -183,19 +190,23 @@ def _consume(ctx: WorkflowContext, function_id: int, topic: str | None) -> tuple
 
 def recv(topic: str | None = None, timeout_seconds: float = 60) -> Any:
     """The next message for this workflow on ``topic`` (None after the timeout). Exactly once:
-    the message is deleted and checkpointed together; a replay returns the same message."""
+    the message is deleted and checkpointed together; a replay returns the same message. The
+    timeout is durable: a recovered ``recv`` waits only for what was left of it."""
     ctx = _workflow_operation("DBOS.recv")
     _check_topic(topic)
     timeout = _check_timeout(timeout_seconds)
     function_id, checkpoint = begin_operation(ctx, RECV)
+    timeout_slot = TimeoutSlot.take(ctx)
     if checkpoint is not None:
         return serialization.deserialize(checkpoint.output)
-    backoff = wakeups.Backoff(wakeups.deadline_after(timeout))
     with wakeups.waiting_for(("msg", ctx.workflow_id, topic or "")) as woken:
+        backoff = None
         while True:
             found, value = _consume(ctx, function_id, topic)
             if found:
                 break
+            if backoff is None:  # it has to wait: from here on the deadline is durable
+                backoff = wakeups.Backoff(timeout_slot.deadline(timeout))
             if backoff.expired():
                 _record_timeout(ctx, function_id, RECV)
                 value = None
@@ -204,6 +215,42 @@ def recv(topic: str | None = None, timeout_seconds: float = 60) -> Any:
             ctx.raise_if_stopped()
     crash_if_simulated(ctx, function_id)
     return value
+
+
+@dataclasses.dataclass(slots=True)
+class TimeoutSlot:
+    """The durable deadline of a wait inside a workflow (``recv``, ``get_event``), as in DBOS:
+    the wait takes a second function_id, right after its own, which records its wake-up time as
+    a ``DBOS.sleep`` the first time it has to wait. After a crash the wait resumes until that
+    time, not for the whole timeout again. A wait answered at once records nothing there (the
+    ID is still taken, so the numbering is the same on replay)."""
+
+    ctx: WorkflowContext
+    function_id: int
+    wake_ms: int | None
+
+    @classmethod
+    def take(cls, ctx: WorkflowContext) -> TimeoutSlot:
+        function_id, checkpoint = begin_operation(ctx, SLEEP_NAME)
+        wake_ms = replayed(checkpoint) if checkpoint is not None else None
+        return cls(ctx, function_id, wake_ms)
+
+    def deadline(self, timeout: float) -> float:
+        """The wait's deadline on the monotonic clock, recording its wake-up time once."""
+        if self.wake_ms is None:
+            started = now_ms()
+            self.wake_ms = started + int(timeout * 1000)
+            # a plain checkpoint: part of the wait, not an operation of its own (no
+            # step_finished signal, no simulated crash between it and the wait's outcome)
+            if not system_db.record_operation(
+                self.ctx.workflow_id,
+                self.function_id,
+                SLEEP_NAME,
+                output=serialization.serialize(self.wake_ms),
+                started_at_ms=started,
+            ):
+                raise refused_checkpoint(self.ctx, self.function_id)
+        return time.monotonic() + max(0.0, (self.wake_ms - now_ms()) / 1000)
 
 
 def _record_timeout(ctx: WorkflowContext, function_id: int, name: str) -> None:
@@ -277,15 +324,26 @@ def get_event(workflow_id: str, key: str, timeout_seconds: float = 60) -> Any:
     if ctx is not None and ctx.in_step:
         ctx = None
     function_id = 0
+    timeout_slot = None
     if ctx is not None:
         function_id, checkpoint = begin_operation(ctx, GET_EVENT)
+        timeout_slot = TimeoutSlot.take(ctx)
         if checkpoint is not None:
             return serialization.deserialize(checkpoint.output)
-    backoff = wakeups.Backoff(wakeups.deadline_after(timeout))
     with wakeups.waiting_for(("event", workflow_id, key)) as woken:
+        backoff = None
         while True:
             found, text = _read_event(workflow_id, key)
-            if found or backoff.expired():
+            if found:
+                break
+            if backoff is None:  # it has to wait; in a workflow the deadline is durable
+                deadline = (
+                    timeout_slot.deadline(timeout)
+                    if timeout_slot is not None
+                    else wakeups.deadline_after(timeout)
+                )
+                backoff = wakeups.Backoff(deadline)
+            if backoff.expired():
                 break
             backoff.wait(woken, ctx.stop if ctx else None)
             if ctx is not None:
