@@ -326,6 +326,9 @@ class Executor(models.Model):
     application_version = models.CharField(max_length=255, null=True, blank=True)
     started_at = models.BigIntegerField(default=now_ms)
     last_heartbeat = models.BigIntegerField(default=now_ms)
+    queues = models.JSONField(null=True, blank=True)
+    """The names of the queues this executor's dispatcher serves (a worker); None for a process
+    that runs no dispatcher (a web process), which claims nothing from any queue."""
 
     class Meta:
         db_table = "dbos_executors"

@@ -447,11 +447,12 @@ def test_nobody_can_add_change_or_delete(admin_client):
     assert Executor.objects.filter(pk=executor_id).exists()
 
 
-def test_only_workflows_executors_and_schedules_are_registered():
+def test_only_workflows_executors_queues_and_schedules_are_registered():
     assert admin.site.is_registered(WorkflowStatus)
     assert admin.site.is_registered(Executor)
+    assert admin.site.is_registered(QueueConfig)
     assert admin.site.is_registered(Schedule)
-    for model in [Notification, WorkflowEvent, StreamEntry, QueueConfig]:
+    for model in [Notification, WorkflowEvent, StreamEntry]:
         assert not admin.site.is_registered(model)
     assert not admin.site.is_registered(OperationOutput)
 

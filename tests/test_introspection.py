@@ -691,3 +691,30 @@ def test_async_reads_inside_an_async_workflow_are_recorded():
         "getStatus",
         "listWorkflowSteps",
     ]
+
+
+def test_a_value_that_cannot_be_decoded_is_listed_as_its_stored_text(caplog):
+    # e.g. written under an encryption key since rotated away: one bad row must not make the
+    # whole listing fail (DBOS's safe_deserialize)
+    from django_dbos.models import OperationOutput
+
+    Row.objects.using(alias()).bulk_create(
+        [
+            row("bad-1", "SUCCESS", "n.one", 0, inputs="gAAAA-not-json", output="{broken"),
+            row("good-1", "SUCCESS", "n.one", 1, inputs='{"args":[1],"kwargs":{}}', output="2"),
+        ]
+    )
+    OperationOutput.objects.using(alias()).create(
+        workflow_id="bad-1", function_id=1, function_name="s", output="{broken", error="nope"
+    )
+    with caplog.at_level("WARNING", logger="django_dbos"):
+        listed = {status.workflow_id: status for status in DBOS.list_workflows()}
+    assert listed["bad-1"].input == "gAAAA-not-json"
+    assert listed["bad-1"].output == "{broken"
+    assert listed["good-1"].input == {"args": (1,), "kwargs": {}}
+    assert listed["good-1"].output == 2
+    assert "could not be decoded" in caplog.text and "bad-1" in caplog.text
+    [step] = DBOS.list_workflow_steps("bad-1")
+    assert step.output == "{broken"
+    # an unreadable recorded error already comes back as an exception saying so
+    assert isinstance(step.error, BaseException) and "unreadable" in str(step.error)

@@ -1,11 +1,12 @@
-"""The Django admin for workflows, executors and schedules: read-only rows, for staff with view
-permission; schedule operations (actions, backfill) each need their own permission.
+"""The Django admin for workflows, executors, queues and schedules: read-only rows, for staff with
+view permission; schedule operations (actions, backfill) each need their own permission.
 
-Importing this package (as ``admin.autodiscover()`` does) registers the three admins:
+Importing this package (as ``admin.autodiscover()`` does) registers the four admins:
 
 - ``workflows``: the ``WorkflowStatus`` admin, its filter, change list and paginator, and the
   queries that keep it fast on a system table of millions of rows;
 - ``executors``: the ``Executor`` admin and its "alive" filter;
+- ``queues``: the ``QueueConfig`` admin: each queue's flow control, backlog and live workers;
 - ``schedules``: the ``Schedule`` admin: pause / resume / trigger actions and a backfill form;
 - ``base``: ``ReadOnlyAdmin``, the read-only base they share;
 - ``display``: formatting they share (local times from epoch ms, durations, decoded values).
@@ -23,6 +24,12 @@ from django_dbos.admin.display import (
     render_decoded,
 )
 from django_dbos.admin.executors import ExecutorAdmin, ExecutorAliveFilter
+from django_dbos.admin.queues import (
+    QueueBacklog,
+    QueueConfigAdmin,
+    live_servers,
+    queue_backlogs,
+)
 from django_dbos.admin.schedules import BackfillForm, ScheduleAdmin
 from django_dbos.admin.workflows import (
     NAME_FILTER_LIMIT,
@@ -43,6 +50,8 @@ __all__ = [
     "Decoded",
     "ExecutorAdmin",
     "ExecutorAliveFilter",
+    "QueueBacklog",
+    "QueueConfigAdmin",
     "ReadOnlyAdmin",
     "ScheduleAdmin",
     "StepRow",
@@ -52,7 +61,9 @@ __all__ = [
     "decode",
     "distinct_workflow_names",
     "format_duration",
+    "live_servers",
     "local_time",
+    "queue_backlogs",
     "render_decoded",
     "workflow_id_prefix",
 ]

@@ -43,6 +43,7 @@ _EXECUTOR_FIELDS = (
     "started",
     "last_heartbeat_at",
     "alive",
+    "served_queues",
 )
 
 
@@ -69,6 +70,13 @@ class ExecutorAdmin(ReadOnlyAdmin):
     @admin.display(description=_("last heartbeat"), ordering="last_heartbeat")
     def last_heartbeat_at(self, obj: Executor) -> Any:
         return self.shown(local_time(obj.last_heartbeat))
+
+    @admin.display(description=_("queues"))
+    def served_queues(self, obj: Executor) -> Any:
+        """The queues its dispatcher serves (a worker); a dash for a process that runs none."""
+        if not isinstance(obj.queues, list):
+            return self.shown(None)
+        return ", ".join(str(name) for name in obj.queues) or self.shown(None)
 
     @admin.display(description=_("alive"), boolean=True)
     def alive(self, obj: Executor) -> bool:

@@ -59,6 +59,9 @@ class ProcessExecutor:
         self._lock = threading.Lock()
         self._started = False
         self.registered = False
+        self.served_queues: list[str] | None = None
+        """The queues this process's dispatcher serves (``serve``); None in a process without
+        one. Recorded on the executor row, so the admin shows queues no live worker serves."""
         self._pool: WorkflowPool | None = None
         self._heartbeat_stop = threading.Event()
         self._heartbeat_thread: threading.Thread | None = None
@@ -86,6 +89,24 @@ class ProcessExecutor:
             self._heartbeat_thread.start()
             self._started = True
 
+    def serve(self, queue_names: list[str]) -> None:
+        """Record the queues this process's dispatcher serves; call before ``ensure_started``
+        (a worker), which writes them with the executor row. If the row is already written
+        (this process ran a workflow first), it is written again with them."""
+        with self._lock:
+            self.served_queues = list(dict.fromkeys(queue_names))
+            if self._started:
+                self._register_outside_callers_transaction()
+
+    def _register(self) -> None:
+        system_db.register_executor(
+            self.executor_id,
+            socket.gethostname(),
+            os.getpid(),
+            application_version(),
+            self.served_queues,
+        )
+
     def _register_outside_callers_transaction(self) -> None:
         """The executor row must commit now, whatever the caller's transaction does (a view
         under ATOMIC_REQUESTS, a test): write it from a short-lived thread of its own.
@@ -95,17 +116,13 @@ class ProcessExecutor:
         the heartbeat puts it back if that transaction rolls back)."""
         caller = system_db.connection()
         if caller.vendor == "sqlite" and caller.in_atomic_block:
-            system_db.register_executor(
-                self.executor_id, socket.gethostname(), os.getpid(), application_version()
-            )
+            self._register()
             return
         errors: list[BaseException] = []
 
         def register() -> None:
             try:
-                system_db.register_executor(
-                    self.executor_id, socket.gethostname(), os.getpid(), application_version()
-                )
+                self._register()
             except BaseException as exc:  # re-raised in the caller's thread
                 errors.append(exc)
             finally:
@@ -125,12 +142,7 @@ class ProcessExecutor:
                     self.stop_finished_elsewhere()
                     if system_db.heartbeat(self.executor_id) == 0:
                         # our row vanished (garbage-collected): put it back
-                        system_db.register_executor(
-                            self.executor_id,
-                            socket.gethostname(),
-                            os.getpid(),
-                            application_version(),
-                        )
+                        self._register()
                 except Exception:
                     logger.exception("Heartbeat of executor %s failed", self.executor_id)
                     refresh_connections()

@@ -4,11 +4,38 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+from collections.abc import Callable
 from typing import Any
 
 from django_dbos import serialization
 from django_dbos.models import TERMINAL_STATUSES, OperationOutput
 from django_dbos.models import WorkflowStatus as WorkflowStatusRow
+
+logger = logging.getLogger("django_dbos")
+
+
+def _decoded(text: str, decode: Callable[[str], Any], what: str, workflow_id: str) -> Any:
+    """A stored value for introspection: decoded, or (as DBOS's ``safe_deserialize`` does) the
+    stored text itself with a warning when it cannot be (a key rotated away, a serializer
+    changed), so one bad row never makes a whole listing fail."""
+    try:
+        return decode(text)
+    except Exception as exc:
+        logger.warning(
+            "The %s of workflow %s could not be decoded (%s: %s); returning the stored text",
+            what,
+            workflow_id,
+            type(exc).__name__,
+            exc,
+            extra={"workflow_id": workflow_id},
+        )
+        return text
+
+
+def _inputs(text: str) -> dict[str, Any]:
+    args, kwargs = serialization.deserialize_args(text)
+    return {"args": args, "kwargs": kwargs}
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -45,10 +72,10 @@ class WorkflowStatus:
     def from_row(
         cls, row: WorkflowStatusRow, *, load_input: bool = True, load_output: bool = True
     ) -> WorkflowStatus:
+        wid = row.workflow_uuid
         inputs = None
         if load_input and row.inputs is not None:
-            args, kwargs = serialization.deserialize_args(row.inputs)
-            inputs = {"args": args, "kwargs": kwargs}
+            inputs = _decoded(row.inputs, _inputs, "input", wid)
         return cls(
             workflow_id=row.workflow_uuid,
             status=row.status,
@@ -57,9 +84,13 @@ class WorkflowStatus:
             config_name=row.config_name,
             authenticated_user=row.authenticated_user,
             input=inputs,
-            output=serialization.deserialize(row.output) if load_output and row.output else None,
+            output=(
+                _decoded(row.output, serialization.deserialize, "output", wid)
+                if load_output and row.output
+                else None
+            ),
             error=(
-                serialization.deserialize_exception(row.error)
+                _decoded(row.error, serialization.deserialize_exception, "error", wid)
                 if load_output and row.error
                 else None
             ),
@@ -96,11 +127,20 @@ class StepInfo:
 
     @classmethod
     def from_row(cls, row: OperationOutput) -> StepInfo:
+        step = f"step {row.function_id} ({row.function_name})"
         return cls(
             function_id=row.function_id,
             function_name=row.function_name,
-            output=serialization.deserialize(row.output) if row.output is not None else None,
-            error=serialization.deserialize_exception(row.error) if row.error else None,
+            output=(
+                _decoded(row.output, serialization.deserialize, step, row.workflow_id)
+                if row.output is not None
+                else None
+            ),
+            error=(
+                _decoded(row.error, serialization.deserialize_exception, step, row.workflow_id)
+                if row.error
+                else None
+            ),
             child_workflow_id=row.child_workflow_id,
             started_at_epoch_ms=row.started_at_epoch_ms,
             completed_at_epoch_ms=row.completed_at_epoch_ms,

@@ -285,7 +285,12 @@ def set_status(workflow_id: str, status: str, *, only_if: Iterable[str] = (), **
 # -- executors and recovery ----------------------------------------------------------------
 
 
-def register_executor(executor_id: str, hostname: str, pid: int, version: str) -> None:
+def register_executor(
+    executor_id: str, hostname: str, pid: int, version: str, queues: list[str] | None = None
+) -> None:
+    """Write (or rewrite) this process's executor row. ``queues``: the queue names its
+    dispatcher serves (None for a process that runs none), so the admin can tell which queues
+    no live worker serves."""
     now = now_ms()
     Executor.objects.using(dbos_settings().DATABASE).update_or_create(
         executor_id=executor_id,
@@ -295,6 +300,7 @@ def register_executor(executor_id: str, hostname: str, pid: int, version: str) -
             "application_version": version,
             "started_at": now,
             "last_heartbeat": now,
+            "queues": queues,
         },
     )
 

@@ -44,6 +44,7 @@ def run_worker(
     period ran out."""
     settings = dbos_settings()
     dispatcher = Dispatcher(executor, served_queues(queues))
+    executor.serve([queue.name for queue in dispatcher.queues])
     executor.ensure_started()
     scheduler = SchedulerThread().start() if schedules and not burst else None
     try:
