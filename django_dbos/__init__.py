@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from django_dbos.api.schedules import ScheduleInput
-    from django_dbos.client import DBOSClient, EnqueueOptions
+    from django_dbos.client import ClientScheduleInput, DBOSClient, EnqueueOptions
+    from django_dbos.client_debouncer import DebouncerClient
     from django_dbos.context import (
         SetEnqueueOptions,
         SetWorkflowAttributes,
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "DBOS": "django_dbos.dbos",
     "DBOSAwaitedWorkflowCancelledError": "django_dbos.errors",
+    "ClientScheduleInput": "django_dbos.client_schedules",
     "DBOSClient": "django_dbos.client",
     "DBOSConfigurationError": "django_dbos.errors",
     "DBOSConflictingWorkflowError": "django_dbos.errors",
@@ -84,6 +86,7 @@ _LAZY = {
     "DBOSWorkflowFunctionNotFoundError": "django_dbos.errors",
     "DBOSWorkflowInterrupted": "django_dbos.errors",
     "Debouncer": "django_dbos.debouncer",
+    "DebouncerClient": "django_dbos.client_debouncer",
     "EnqueueOptions": "django_dbos.client",
     "Queue": "django_dbos.queues",
     "ScheduleInput": "django_dbos.api.schedules",
@@ -118,6 +121,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "DBOS",
+    "ClientScheduleInput",
     "DBOSAwaitedWorkflowCancelledError",
     "DBOSClient",
     "DBOSConfigurationError",
@@ -145,6 +149,7 @@ __all__ = [
     "DBOSWorkflowIDInUseError",
     "DBOSWorkflowInterrupted",
     "Debouncer",
+    "DebouncerClient",
     "EnqueueOptions",
     "Queue",
     "ScheduleInput",

@@ -15,7 +15,8 @@ Everything goes through the engine's public functions, so a row a client writes 
 registers as an executor (no heartbeat, no pool), never starts a thread (its waits poll instead
 of starting the LISTEN thread: ``wakeups.polling_only``), and its calls are never recorded as
 steps, even from inside a workflow. Resume and fork put the workflow on a queue for a worker to
-run. Options are checked in ``client_options``; the handles are ``client_handles``'.
+run. Options are checked in ``client_options``; the handles are ``client_handles``'; the
+schedule methods are ``client_schedules``' (and ``DebouncerClient`` is ``client_debouncer``'s).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from django_dbos.client_options import (
     start_options,
     target_queue,
 )
+from django_dbos.client_schedules import ClientScheduleInput, ClientSchedulesMixin
 from django_dbos.client_setup import check_tables, set_up_django
 from django_dbos.errors import DBOSConfigurationError, DBOSException
 
@@ -57,7 +59,7 @@ if TYPE_CHECKING:
     from django_dbos.engine.handles import WorkflowHandle, WorkflowHandleAsync
     from django_dbos.engine.records import StepInfo, WorkflowStatus
 
-__all__ = ["DBOSClient", "EnqueueOptions"]
+__all__ = ["ClientScheduleInput", "DBOSClient", "EnqueueOptions"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -80,7 +82,7 @@ def _twin(
     return twin
 
 
-class DBOSClient:
+class DBOSClient(ClientSchedulesMixin):
     """A client of the workflows stored in one system database.
 
     ``DBOSClient()`` / ``DBOSClient(using=alias)`` in a Django process (``alias`` must be the

@@ -34,7 +34,7 @@ from django_dbos import (
     DBOSWorkflowFunctionNotFoundError,
 )
 from django_dbos.checks import check_workflow_modules
-from django_dbos.engine import scheduler
+from django_dbos.engine import scheduler, scheduler_loop
 from django_dbos.models import Schedule, WorkflowStatus
 from django_dbos.queues import INTERNAL_QUEUE_NAME
 from django_dbos.registry import registry
@@ -717,7 +717,7 @@ def test_concurrent_schedulers_enqueue_each_time_once():
 
     def run() -> None:
         try:
-            one = scheduler.Scheduler()
+            one = scheduler_loop.Scheduler()
             barrier.wait()
             one.tick()
         except BaseException as exc:

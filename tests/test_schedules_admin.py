@@ -155,7 +155,7 @@ def test_list_shows_each_column(admin_client, three):
     hourly, paris, paused = found["adm-hourly"], found["adm-paris"], found["adm-paused"]
     assert cell(hourly, "workflow").endswith(">tick</span>")
     assert 'title="tests.schedops.admin.tick"' in cell(hourly, "workflow")
-    assert cell(hourly, "cron") == "<code>0 * * * *</code>"
+    assert cell(hourly, "cron") == '<code style="white-space: nowrap">0 * * * *</code>'
     assert cell(hourly, "time_zone") == "UTC"
     nxt = dt.datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + dt.timedelta(hours=1)
     assert cell(hourly, "next_fire") == f"{nxt:%Y-%m-%d %H:%M:%S} UTC"

@@ -8,6 +8,7 @@ from typing import Any
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from django_dbos.admin.base import ReadOnlyAdmin
@@ -61,7 +62,12 @@ class ExecutorAdmin(ReadOnlyAdmin):
 
     @admin.display(description=_("version"))
     def version(self, obj: Executor) -> Any:
-        return self.shown(obj.application_version)
+        """A default version is a 32-character hash: its first 12 characters, the rest on
+        hover (the list stays readable next to the queues column)."""
+        version = obj.application_version
+        if version is None or len(version) <= 16:
+            return self.shown(version)
+        return format_html('<span title="{}">{}…</span>', version, version[:12])
 
     @admin.display(description=_("started"))
     def started(self, obj: Executor) -> Any:

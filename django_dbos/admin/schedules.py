@@ -352,7 +352,7 @@ class ScheduleAdmin(ReadOnlyAdmin):
 
     @admin.display(description=_("cron"))
     def cron(self, obj: Schedule) -> SafeString:
-        return format_html("<code>{}</code>", obj.schedule)
+        return format_html('<code style="white-space: nowrap">{}</code>', obj.schedule)
 
     @admin.display(description=_("time zone"))
     def time_zone(self, obj: Schedule) -> str:

@@ -131,7 +131,7 @@ def schedule_values(
     )
 
 
-def _string_list(operation: str, argument: str, value: Any) -> list[str] | None:
+def string_list(operation: str, argument: str, value: Any) -> list[str] | None:
     if value is None:
         return None
     values = [value] if isinstance(value, str) else value
@@ -142,8 +142,8 @@ def _string_list(operation: str, argument: str, value: Any) -> list[str] | None:
     return list(values)
 
 
-def _check_status(value: Any) -> list[str] | None:
-    statuses = _string_list("list_schedules", "status", value)
+def check_schedule_status(value: Any) -> list[str] | None:
+    statuses = string_list("list_schedules", "status", value)
     if statuses is not None and not set(statuses) <= set(ScheduleStatus.values):
         raise DBOSInvalidArgumentError(
             "status", value, "'ACTIVE', 'PAUSED' or a list of them", operation="list_schedules"
@@ -363,9 +363,9 @@ class SchedulesAPI:
     ) -> list[WorkflowSchedule]:
         """The schedules matching every filter given (each a string or a list: any of them),
         ordered by name."""
-        statuses = _check_status(status)
-        names = _string_list("list_schedules", "workflow_name", workflow_name)
-        prefixes = _string_list("list_schedules", "schedule_name_prefix", schedule_name_prefix)
+        statuses = check_schedule_status(status)
+        names = string_list("list_schedules", "workflow_name", workflow_name)
+        prefixes = string_list("list_schedules", "schedule_name_prefix", schedule_name_prefix)
         return _durably("DBOS.listSchedules", scheduler.list_schedules, statuses, names, prefixes)
 
     @staticmethod

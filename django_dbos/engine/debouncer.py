@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.db import transaction
 
@@ -45,7 +45,7 @@ from django_dbos.errors import (
     DBOSInvalidArgumentError,
     DBOSQueueDeduplicatedError,
 )
-from django_dbos.models import WorkflowStatusString, now_ms
+from django_dbos.models import QueueConfig, WorkflowStatusString, now_ms
 from django_dbos.registry import WorkflowDefinition
 
 if TYPE_CHECKING:
@@ -58,15 +58,36 @@ STATUS_TABLE = system_db.STATUS_TABLE
 _OPERATION = "Debouncer.debounce"
 _ATTEMPTS = 5  # a lost race for a new window costs one retry; more means a real conflict
 _MAX_DEDUPLICATION_ID = 255  # the column's length
+Q = TypeVar("Q", bound="Queue | QueueConfig")
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class DebounceTarget:
-    """What a ``Debouncer`` debounces: the workflow, the queue it runs on, the window's cap."""
+    """What a ``Debouncer`` debounces: the workflow, the queue it runs on, the window's cap.
+
+    ``by_name``: the workflow is known here only by its name (``DebouncerClient``): a new
+    window's row is written as ``DBOSClient.enqueue`` writes it (``queues.enqueue_by_name``),
+    on a queue that may be only a ``dbos_queues`` row."""
 
     definition: WorkflowDefinition
-    queue: Queue
+    queue: Queue | QueueConfig
     timeout_sec: float | None
+    by_name: bool = False
+
+
+def target_by_name(
+    workflow_name: str, queue: Queue | QueueConfig, timeout_sec: float | None
+) -> DebounceTarget:
+    """The target of a debounce by workflow name (the workflow need not be importable here;
+    an unknown name ends as ERROR at the worker that claims the window's row)."""
+    from django_dbos.engine.queues import known_by_name_only
+
+    definition = WorkflowDefinition(
+        name=workflow_name, func=known_by_name_only, is_async=False, max_recovery_attempts=None
+    )
+    return DebounceTarget(
+        definition=definition, queue=check_queue(queue), timeout_sec=timeout_sec, by_name=True
+    )
 
 
 def marker(workflow_name: str, key: str) -> str:
@@ -92,7 +113,7 @@ def check_seconds(argument: str, value: Any, *, optional: bool, operation: str) 
     return float(value)
 
 
-def check_queue(queue: Queue) -> Queue:
+def check_queue(queue: Q) -> Q:
     if queue.partition_queue:
         raise DBOSInvalidArgumentError(
             "queue",
@@ -105,12 +126,17 @@ def check_queue(queue: Queue) -> Queue:
 
 
 def _check_key(target: DebounceTarget, key: Any) -> str:
+    return check_key(target.definition.name, key)
+
+
+def check_key(workflow_name: str, key: Any, operation: str = _OPERATION) -> str:
+    """A debounce key: a str short enough for the window's marker to fit its column."""
     if not isinstance(key, str):
-        raise DBOSInvalidArgumentError("debounce_key", key, "a str", operation=_OPERATION)
-    room = _MAX_DEDUPLICATION_ID - len(marker(target.definition.name, ""))
+        raise DBOSInvalidArgumentError("debounce_key", key, "a str", operation=operation)
+    room = _MAX_DEDUPLICATION_ID - len(marker(workflow_name, ""))
     if len(key) > room:
         raise DBOSInvalidArgumentError(
-            "debounce_key", key, f"at most {room} characters long", operation=_OPERATION
+            "debounce_key", key, f"at most {room} characters long", operation=operation
         )
     return key
 
@@ -266,12 +292,15 @@ def _open_window(
     ctx: WorkflowContext | None,
 ) -> str:
     """INSERT the new window's DELAYED row through the queue's enqueue path."""
-    from django_dbos.engine.queues import _enqueue  # the one path that writes queued rows
+    from django_dbos.engine.queues import _enqueue, enqueue_by_name  # the paths to queued rows
 
     delay = period if target.timeout_sec is None else min(period, target.timeout_sec)
     row_options = dataclasses.replace(
         options, deduplication_id=dedup_id, delay_seconds=max(delay, 0.001)
     )
+    if target.by_name:  # a client: never a child, whatever the caller
+        return enqueue_by_name(target.queue, target.definition.name, args, kwargs, row_options)
+    assert not isinstance(target.queue, QueueConfig)  # only a by-name target has a stored one
     if ctx is None:
         return _enqueue(target.queue, target.definition, args, kwargs, row_options)
     # The window is shared by every caller of the key, so it is no child of this workflow (a

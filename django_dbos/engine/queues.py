@@ -117,7 +117,7 @@ def _enqueue(
     return prepared.workflow_id
 
 
-def _known_by_name_only(*args: Any, **kwargs: Any) -> Any:
+def known_by_name_only(*args: Any, **kwargs: Any) -> Any:
     raise AssertionError("a workflow enqueued by name is never run by the process enqueueing it")
 
 
@@ -135,7 +135,7 @@ def enqueue_by_name(
     the workers' version). The caller has validated ``queue`` (declared or stored)."""
     columns = _queue_columns(queue, options, None)
     definition = WorkflowDefinition(
-        name=workflow_name, func=_known_by_name_only, is_async=False, max_recovery_attempts=None
+        name=workflow_name, func=known_by_name_only, is_async=False, max_recovery_attempts=None
     )
     prepared = prepare(definition, args, kwargs, None, options, queued=columns)
     wakeups.signal_after_commit(("enqueued", queue.name))

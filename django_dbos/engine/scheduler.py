@@ -1,4 +1,5 @@
-"""Cron schedules: the ``dbos_schedules`` rows, their firings, and the scheduler loop.
+"""Cron schedules: the ``dbos_schedules`` rows, cron times, and firings (the loop that fires
+them on each worker is ``engine/scheduler_loop.py``).
 
 A firing is an enqueue with a deterministic workflow ID, ``sched-{name}-{time}`` where the time
 is the scheduled instant in UTC ISO 8601 (``sched-report-2025-05-01T09:00:00+00:00``). The
@@ -6,35 +7,25 @@ status table's primary key makes it happen once: every worker's scheduler, a res
 backfill and automatic backfill may all try the same firing, and all but the first INSERT find
 the row there ("already fired", not an error). So the loop needs no leader election and no
 lock; ``last_fired_at`` (epoch ms, only ever moved forward) is bookkeeping for automatic
-backfill and for operators, not the guard.
-
-The loop (one thread per worker, ``SchedulerThread``) reads the ACTIVE schedules about every
-second, or sooner when a firing is due, and enqueues each due time since its cursor. A schedule
-it sees for the first time (worker start, created, resumed) starts from then; with
-``automatic_backfill`` from its ``last_fired_at`` instead, so firings missed while no worker ran
-(or while it was paused) run once.
-"""
+backfill and for operators, not the guard."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
 import logging
-import threading
-import time
 from collections.abc import Iterator, Sequence
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
-from django.db import IntegrityError, connections, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from django_dbos import serialization
 from django_dbos.conf import dbos_settings
 from django_dbos.context import StartOptions
-from django_dbos.engine.executor import refresh_connections
 from django_dbos.errors import (
     DBOSException,
     DBOSInvalidArgumentError,
@@ -47,15 +38,14 @@ from django_dbos.errors import (
 from django_dbos.models import QueueConfig, Schedule, ScheduleStatus, now_ms
 from django_dbos.registry import ScheduleDefinition, registry
 
+if TYPE_CHECKING:
+    from django_dbos.queues import Queue
+
 logger = logging.getLogger("django_dbos.scheduler")
 
 UTC = datetime.UTC
 MAX_NAME_LENGTH = 200
 """Schedule names are at most this long, so ``sched-{name}-{time}`` fits a workflow ID."""
-FIRINGS_PER_TICK = 500
-"""At most this many firings of one schedule per loop round (a long automatic backfill is
-spread over rounds instead of holding the loop)."""
-POLL_SECONDS = 1.0
 
 
 class WorkflowSchedule(TypedDict):
@@ -241,7 +231,7 @@ def check_queue(queue_name: str | None, operation: str) -> None:
 # -- reads -----------------------------------------------------------------------------------
 
 
-def _rows() -> QuerySet[Schedule]:
+def schedule_rows() -> QuerySet[Schedule]:
     return Schedule.objects.using(dbos_settings().DATABASE)
 
 
@@ -271,7 +261,7 @@ def list_schedules(
     schedule_name_prefix: Sequence[str] | None = None,
 ) -> list[WorkflowSchedule]:
     """Matching every filter given (each: any of its values), ordered by name."""
-    rows = _rows()
+    rows = schedule_rows()
     if status is not None:
         rows = rows.filter(status__in=list(status))
     if workflow_name is not None:
@@ -285,12 +275,12 @@ def list_schedules(
 
 
 def get_schedule(schedule_name: str) -> WorkflowSchedule | None:
-    row = _rows().filter(schedule_name=schedule_name).first()
+    row = schedule_rows().filter(schedule_name=schedule_name).first()
     return as_schedule(row) if row is not None else None
 
 
 def get_row(schedule_name: str, operation: str) -> Schedule:
-    row = _rows().filter(schedule_name=schedule_name).first()
+    row = schedule_rows().filter(schedule_name=schedule_name).first()
     if row is None:
         raise DBOSNonExistentScheduleError(schedule_name, operation)
     return row
@@ -302,7 +292,7 @@ def get_row(schedule_name: str, operation: str) -> Schedule:
 def create(values: ScheduleValues) -> None:
     """INSERT the schedule; ``DBOSScheduleExistsError`` if the name is taken (checked first,
     and a concurrent insert's unique violation is caught in a savepoint, never surfaced)."""
-    rows = _rows()
+    rows = schedule_rows()
     if rows.filter(schedule_name=values.schedule_name).exists():
         raise DBOSScheduleExistsError(values.schedule_name)
     now = now_ms()
@@ -316,7 +306,7 @@ def create(values: ScheduleValues) -> None:
 def set_status(schedule_name: str, status: ScheduleStatus, operation: str) -> None:
     """Pause or resume; a no-op when already in that status (so a resume of an active schedule
     does not restart its cursor). ``DBOSNonExistentScheduleError`` for an unknown name."""
-    rows = _rows().filter(schedule_name=schedule_name)
+    rows = schedule_rows().filter(schedule_name=schedule_name)
     changed = rows.exclude(status=status).update(status=status, updated_at=now_ms())
     if not changed and not rows.exists():
         raise DBOSNonExistentScheduleError(schedule_name, operation)
@@ -325,14 +315,14 @@ def set_status(schedule_name: str, status: ScheduleStatus, operation: str) -> No
 def delete(schedule_name: str) -> None:
     """Delete the schedule (a no-op for an unknown name, as in DBOS). Firings already
     enqueued still run."""
-    _rows().filter(schedule_name=schedule_name).delete()
+    schedule_rows().filter(schedule_name=schedule_name).delete()
 
 
 def upsert(values: ScheduleValues) -> str:
     """Create, or update the definition in place: ``status`` and ``last_fired_at`` are kept, and
     ``updated_at`` moves only if something changed. Returns "created", "updated" or
     "unchanged"."""
-    rows = _rows()
+    rows = schedule_rows()
     columns = values.columns()
     existing = rows.filter(schedule_name=values.schedule_name).first()
     if existing is None:
@@ -354,7 +344,7 @@ def apply(values: Sequence[ScheduleValues], delete_missing: bool) -> ScheduleCha
     """Make ``dbos_schedules`` match ``values`` in one transaction; with ``delete_missing``,
     schedules not listed (and not declared in code with ``@DBOS.scheduled``) are deleted."""
     changes = ScheduleChanges(created=[], updated=[], unchanged=[], deleted=[])
-    rows = _rows()
+    rows = schedule_rows()
     with transaction.atomic(using=rows.db):
         for entry in values:
             changes[upsert(entry)].append(entry.schedule_name)  # type: ignore[literal-required]
@@ -414,7 +404,7 @@ def fire(row: Schedule, scheduled_time: datetime.datetime, workflow_id: str) -> 
 
 def advance_last_fired(row: Schedule, epoch_ms: int) -> None:
     """Move ``last_fired_at`` forward only (concurrent schedulers never move it back)."""
-    _rows().filter(pk=row.pk).filter(
+    schedule_rows().filter(pk=row.pk).filter(
         Q(last_fired_at__isnull=True) | Q(last_fired_at__lt=epoch_ms)
     ).update(last_fired_at=epoch_ms)
 
@@ -447,137 +437,52 @@ def backfill(row: Schedule, times: list[datetime.datetime]) -> list[str]:
     return ids
 
 
-# -- the loop --------------------------------------------------------------------------------
+# -- firing by workflow name (DBOSClient) ------------------------------------------------------
 
 
-@dataclasses.dataclass(slots=True)
-class _Cursor:
-    pk: int
-    updated_at: int
-    after_ms: int  # firings strictly after this instant are due
+def queue_by_name(queue_name: str | None) -> Queue | QueueConfig:
+    """The queue a firing by name goes on (a ``Queue`` or a ``QueueConfig``): the internal
+    queue for ``None``, a queue declared in this process, or one another process stored in
+    ``dbos_queues``; raises ``DBOSQueueNotFoundError``. A client declares no queues."""
+    from django_dbos.queues import INTERNAL_QUEUE_NAME, internal_queue
+
+    if queue_name is None or queue_name == INTERNAL_QUEUE_NAME:
+        return internal_queue()
+    declared = registry.queues.get(queue_name)
+    if declared is not None:
+        return declared
+    configs = QueueConfig.objects.using(dbos_settings().DATABASE)
+    stored = configs.filter(name=queue_name).first()
+    if stored is None:
+        known = set(registry.queues) | set(configs.values_list("name", flat=True))
+        raise DBOSQueueNotFoundError(queue_name, sorted(known - {INTERNAL_QUEUE_NAME}))
+    return stored
 
 
-class Scheduler:
-    """One process's scheduler state: a cursor per ACTIVE schedule."""
+def fire_by_name(row: Schedule, scheduled_time: datetime.datetime, workflow_id: str) -> str:
+    """``fire`` for a process that has neither the workflow nor the queue declared (a
+    ``DBOSClient``): the row ``DBOSClient.enqueue`` writes (``queues.enqueue_by_name``), with
+    the same ``(scheduled_time, context)`` inputs and workflow ID a worker's firing has, so a
+    firing is still written once whichever process writes it. A worker runs it."""
+    from django_dbos.engine.queues import enqueue_by_name
 
-    def __init__(self, stop: threading.Event | None = None) -> None:
-        self.stop = stop or threading.Event()  # set: finish the firing in hand, fire no more
-        self.started_ms = now_ms()
-        self.cursors: dict[str, _Cursor] = {}
-        self.declared_stored = False
-        self._warned: set[tuple[str, str]] = set()
-
-    def tick(self) -> float:
-        """Enqueue what is due; the seconds until the next firing (at most ``POLL_SECONDS``)."""
-        if not self.declared_stored:
-            store_declared()
-            self.declared_stored = True
-        now = datetime.datetime.now(UTC)
-        wait = POLL_SECONDS
-        active = list(_rows().filter(status=ScheduleStatus.ACTIVE))
-        names = {row.schedule_name for row in active}
-        for name in set(self.cursors) - names:  # deleted or paused: forget it
-            del self.cursors[name]
-        for row in active:
-            if self.stop.is_set():
-                break
-            try:
-                wait = min(wait, self._run_schedule(row, now))
-            except Exception as exc:
-                if _is_database_error(exc):
-                    raise  # the whole round is retried
-                self._warn(row, f"{type(exc).__name__}: {exc}")  # e.g. a cron edited in SQL
-        return max(0.0, wait)
-
-    def _cursor(self, row: Schedule) -> _Cursor:
-        cursor = self.cursors.get(row.schedule_name)
-        if cursor is None or cursor.pk != row.pk:
-            # new to us (worker start, created, resumed): from then; with automatic
-            # backfill from its last firing instead
-            if row.automatic_backfill and row.last_fired_at is not None:
-                start = row.last_fired_at
-            else:
-                start = max(row.updated_at, self.started_ms)
-            cursor = _Cursor(pk=row.pk, updated_at=row.updated_at, after_ms=start)
-        elif cursor.updated_at != row.updated_at:  # redefined (or paused and resumed)
-            cursor.after_ms = max(cursor.after_ms, row.updated_at)
-            cursor.updated_at = row.updated_at
-        self.cursors[row.schedule_name] = cursor
-        return cursor
-
-    def _run_schedule(self, row: Schedule, now: datetime.datetime) -> float:
-        cursor = self._cursor(row)
-        due: list[datetime.datetime] = []
-        upcoming: datetime.datetime | None = None
-        for when in cron_times(row.schedule, zone(row.cron_timezone), from_ms(cursor.after_ms)):
-            if when > now or len(due) >= FIRINGS_PER_TICK:
-                upcoming = when
-                break
-            due.append(when)
-        for when in due:
-            if self.stop.is_set():
-                break
-            try:
-                fire(row, when, firing_id(row.schedule_name, when))
-            except Exception as exc:
-                if _is_database_error(exc):
-                    raise  # retried next round from the same cursor
-                self._warn(row, f"{type(exc).__name__}: {exc}")  # skipped, not retried
-            cursor.after_ms = to_ms(when)
-        if due and cursor.after_ms >= to_ms(due[0]):
-            advance_last_fired(row, cursor.after_ms)
-        if upcoming is None:
-            return POLL_SECONDS
-        return (upcoming - datetime.datetime.now(UTC)).total_seconds()
-
-    def _warn(self, row: Schedule, problem: str) -> None:
-        key = (row.schedule_name, problem)
-        if key not in self._warned:  # once per problem, not every second
-            self._warned.add(key)
-            logger.warning(
-                "Schedule %r cannot fire here: %s",
-                row.schedule_name,
-                problem,
-                extra={"schedule_name": row.schedule_name},
-            )
+    queue = queue_by_name(row.queue_name)
+    context = serialization.deserialize(row.context) if row.context else None
+    options = StartOptions(workflow_id=workflow_id)
+    return enqueue_by_name(queue, row.workflow_name, (scheduled_time, context), {}, options)
 
 
-def _is_database_error(exc: BaseException) -> bool:
-    from django.db import DatabaseError
+def trigger_by_name(schedule_name: str) -> str:
+    """``trigger`` by workflow name (``fire_by_name``); the workflow ID."""
+    row = get_row(schedule_name, "trigger_schedule")
+    now = datetime.datetime.now(UTC)
+    when = now.astimezone(zone(row.cron_timezone))
+    return fire_by_name(row, when, trigger_id(schedule_name, now))
 
-    return isinstance(exc, DatabaseError)
 
-
-class SchedulerThread:
-    """The scheduler loop on its own thread; ``stop()`` ends it within a moment."""
-
-    def __init__(self) -> None:
-        self._stop = threading.Event()
-        self.scheduler = Scheduler(self._stop)
-        self._thread = threading.Thread(target=self._run, name="dbos-scheduler", daemon=True)
-
-    def start(self) -> SchedulerThread:
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        self._thread.join(timeout)
-
-    def _run(self) -> None:
-        logger.info("Scheduler started")
-        try:
-            while not self._stop.is_set():
-                refresh_connections()
-                try:
-                    wait = self.scheduler.tick()
-                except Exception:
-                    logger.exception("The scheduler round failed; retrying")
-                    connections.close_all()
-                    wait = POLL_SECONDS
-                if wait > 0:
-                    self._stop.wait(wait)
-                else:
-                    time.sleep(0)  # yield: more is due (a long automatic backfill)
-        finally:
-            connections.close_all()
+def backfill_by_name(row: Schedule, times: list[datetime.datetime]) -> list[str]:
+    """``backfill`` by workflow name (``fire_by_name``); the workflow IDs."""
+    ids = [fire_by_name(row, when, firing_id(row.schedule_name, when)) for when in times]
+    if times:
+        advance_last_fired(row, to_ms(times[-1]))
+    return ids

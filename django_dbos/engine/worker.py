@@ -24,7 +24,7 @@ from django_dbos.engine import wakeups
 from django_dbos.engine.dispatcher import Dispatcher, served_queues
 from django_dbos.engine.executor import ProcessExecutor, refresh_connections
 from django_dbos.engine.recovery import adopt_orphans, recover_own_pending
-from django_dbos.engine.scheduler import SchedulerThread
+from django_dbos.engine.scheduler_loop import SchedulerThread
 
 logger = logging.getLogger(__name__)
 
