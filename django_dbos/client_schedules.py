@@ -101,69 +101,21 @@ def _values(
 
 
 def _apply(schedules: Any) -> ScheduleChanges:
+    from django_dbos.api.schedules import checked_entries
     from django_dbos.engine import scheduler
 
+    keys = (_INPUT_KEYS, _REQUIRED_KEYS)
     operation = "DBOSClient.apply_schedules"
-    if not isinstance(schedules, list | tuple):
-        raise DBOSInvalidArgumentError(
-            "schedules", schedules, "a list of ClientScheduleInput dicts", operation=operation
-        )
-    values: list[ScheduleValues] = []
-    for i, entry in enumerate(schedules):
-        where = f"{operation} (entry {i})"
-        if not isinstance(entry, dict):
-            raise DBOSInvalidArgumentError(
-                "schedules", entry, "a ClientScheduleInput dict", operation=where
-            )
-        missing = [key for key in _REQUIRED_KEYS if key not in entry]
-        unknown = sorted(set(entry) - _INPUT_KEYS)
-        if missing or unknown:
-            raise DBOSInvalidArgumentError(
-                "schedules",
-                entry,
-                f"a dict with the keys {list(_REQUIRED_KEYS)} (missing: {missing}) and no others"
-                f" than {sorted(_INPUT_KEYS)} (unknown: {unknown})",
-                operation=where,
-            )
-        checked = _values(where, **entry)
-        if any(v.schedule_name == checked.schedule_name for v in values):
-            raise DBOSInvalidArgumentError(
-                "schedule_name", checked.schedule_name, "unique in the list", operation=where
-            )
-        values.append(checked)
+    values = checked_entries(schedules, operation, "ClientScheduleInput", keys, _values)
     return scheduler.apply(values, delete_missing=False)
 
 
 def _backfill(schedule_name: Any, start: Any, end: Any) -> list[str]:
-    from django_dbos.api.introspection import epoch_ms
-    from django_dbos.api.schedules import MAX_BACKFILL, check_schedule_name
+    from django_dbos.api.schedules import backfill_window
     from django_dbos.engine import scheduler
 
     operation = "DBOSClient.backfill_schedule"
-    name = check_schedule_name(schedule_name, operation)
-    bounds: list[datetime.datetime] = []
-    for argument, value in (("start", start), ("end", end)):
-        ms = None if value is None else epoch_ms(operation, argument, value)
-        if ms is None:
-            raise DBOSInvalidArgumentError(
-                argument, value, "a datetime or an ISO 8601 string", operation=operation
-            )
-        bounds.append(scheduler.from_ms(ms))
-    begin, finish = bounds
-    if begin > finish:
-        raise DBOSInvalidArgumentError(
-            "start", start, f"at or before end ({end!r})", operation=operation
-        )
-    row = scheduler.get_row(name, operation)
-    times = scheduler.backfill_times(row, begin, finish, MAX_BACKFILL)
-    if len(times) > MAX_BACKFILL:
-        raise DBOSInvalidArgumentError(
-            "end",
-            end,
-            f"close enough to start for at most {MAX_BACKFILL} firings; split the window",
-            operation=operation,
-        )
-    return scheduler.backfill_by_name(row, times)
+    return scheduler.backfill_by_name(*backfill_window(schedule_name, start, end, operation))
 
 
 def _name(operation: str, schedule_name: Any) -> str:

@@ -30,7 +30,7 @@ from django_dbos.errors import (
     DBOSScheduleExistsError,
     DBOSWorkflowFunctionNotFoundError,
 )
-from django_dbos.models import ScheduleStatus
+from django_dbos.models import Schedule, ScheduleStatus
 from django_dbos.registry import ScheduleDefinition, registry
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -180,8 +180,12 @@ def _time(operation: str, argument: str, value: Any) -> datetime.datetime:
     return scheduler.from_ms(ms)
 
 
-def _backfill(schedule_name: Any, start: Any, end: Any) -> list[str]:
-    operation = "backfill_schedule"
+def backfill_window(
+    schedule_name: Any, start: Any, end: Any, operation: str
+) -> tuple[Schedule, list[datetime.datetime]]:
+    """The schedule and its fire times strictly between ``start`` and ``end``, each bound a
+    datetime or an ISO string; raises ``DBOSInvalidArgumentError`` for a bad or reversed window
+    or one of more than ``MAX_BACKFILL`` firings (shared by ``DBOS`` and ``DBOSClient``)."""
     name = check_schedule_name(schedule_name, operation)
     begin, finish = _time(operation, "start", start), _time(operation, "end", end)
     if begin > finish:
@@ -197,46 +201,69 @@ def _backfill(schedule_name: Any, start: Any, end: Any) -> list[str]:
             f"close enough to start for at most {MAX_BACKFILL} firings; split the window",
             operation=operation,
         )
-    return scheduler.backfill(row, times)
+    return row, times
 
 
-def _apply(schedules: Any, delete_missing: Any) -> ScheduleChanges:
-    operation = "apply_schedules"
+def _backfill(schedule_name: Any, start: Any, end: Any) -> list[str]:
+    return scheduler.backfill(*backfill_window(schedule_name, start, end, "backfill_schedule"))
+
+
+def checked_entries(
+    schedules: Any,
+    operation: str,
+    kind: str,
+    keys: tuple[frozenset[str], Sequence[str]],
+    check: Callable[..., ScheduleValues],
+) -> list[ScheduleValues]:
+    """Each entry of an ``apply_schedules`` list checked with ``check(where, **entry)``, every
+    one before anything is written: a list of ``kind`` dicts with the allowed and required
+    ``keys``, names unique in the list (shared by ``DBOS`` and ``DBOSClient``)."""
+    allowed, required = keys
     if not isinstance(schedules, list | tuple):
         raise DBOSInvalidArgumentError(
-            "schedules", schedules, "a list of ScheduleInput dicts", operation=operation
-        )
-    if not isinstance(delete_missing, bool):
-        raise DBOSInvalidArgumentError(
-            "delete_missing", delete_missing, "True or False", operation=operation
+            "schedules", schedules, f"a list of {kind} dicts", operation=operation
         )
     values: list[ScheduleValues] = []
     for i, entry in enumerate(schedules):
         where = f"{operation} (entry {i})"
         if not isinstance(entry, dict):
-            raise DBOSInvalidArgumentError(
-                "schedules", entry, "a ScheduleInput dict", operation=where
-            )
-        missing = [key for key in _REQUIRED_KEYS if key not in entry]
-        unknown = sorted(set(entry) - _INPUT_KEYS)
+            raise DBOSInvalidArgumentError("schedules", entry, f"a {kind} dict", operation=where)
+        missing = [key for key in required if key not in entry]
+        unknown = sorted(set(entry) - allowed)
         if missing or unknown:
             raise DBOSInvalidArgumentError(
                 "schedules",
                 entry,
-                f"a dict with the keys {list(_REQUIRED_KEYS)} (missing: {missing}) and no others"
-                f" than {sorted(_INPUT_KEYS)} (unknown: {unknown})",
+                f"a dict with the keys {list(required)} (missing: {missing}) and no others"
+                f" than {sorted(allowed)} (unknown: {unknown})",
                 operation=where,
             )
-        checked = schedule_values(where, **entry)
-        if checked.schedule_name in registry.schedules:
-            raise DBOSScheduleExistsError(
-                checked.schedule_name, "it is declared in code with @DBOS.scheduled"
-            )
+        checked = check(where, **entry)
         if any(v.schedule_name == checked.schedule_name for v in values):
             raise DBOSInvalidArgumentError(
                 "schedule_name", checked.schedule_name, "unique in the list", operation=where
             )
         values.append(checked)
+    return values
+
+
+def _apply(schedules: Any, delete_missing: Any) -> ScheduleChanges:
+    operation = "apply_schedules"
+    if not isinstance(delete_missing, bool):
+        raise DBOSInvalidArgumentError(
+            "delete_missing", delete_missing, "True or False", operation=operation
+        )
+
+    def check(where: str, **entry: Any) -> ScheduleValues:
+        checked = schedule_values(where, **entry)
+        if checked.schedule_name in registry.schedules:
+            raise DBOSScheduleExistsError(
+                checked.schedule_name, "it is declared in code with @DBOS.scheduled"
+            )
+        return checked
+
+    keys = (_INPUT_KEYS, _REQUIRED_KEYS)
+    values = checked_entries(schedules, operation, "ScheduleInput", keys, check)
     return scheduler.apply(values, delete_missing)
 
 
